@@ -1,0 +1,69 @@
+"""Helpers shared by the benchmark modules: timing with medians, and a result record."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Result:
+    """One benchmark number, as written to bench/results.json.
+
+    ``value`` is a median (seconds, milliseconds or a ratio, see ``unit``); ``goal``
+    is the target written in the issue and ``better`` says which side of it passes.
+    """
+
+    name: str
+    value: float
+    unit: str
+    goal: float | None = None
+    better: str = "lower"  # "lower" or "higher"
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None:
+            return None
+        return self.value <= self.goal if self.better == "lower" else self.value >= self.goal
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "met": self.met}
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def interleaved_ratio(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int, warmup: int = 2
+) -> tuple[float, float, float]:
+    """Median time of a, of b, and the median of per-round ratios a/b, timed alternately.
+
+    Alternating a and b in the same rounds keeps a noisy, shared machine from
+    favouring whichever ran second.
+    """
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times_a, times_b, strict=True)]
+    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)

@@ -1,0 +1,193 @@
+"""Batch normalization by hand: Algorithm 1 of Ioffe & Szegedy 2015, forward and backward.
+
+Every function works on ``(N, C)`` and ``(N, C, *spatial)`` tensors, on any device,
+in float32 or float64. Statistics are per channel ``C``, over every other axis, so
+``m`` (the paper's mini-batch size) is the number of values per channel:
+``N`` for ``(N, C)`` input and ``N·H·W`` for images.
+
+Conventions that trip people up, stated once:
+
+* ``var_B`` is the **biased** batch variance (divides by ``m``). It is what the
+  forward pass normalizes with, in the paper and in PyTorch.
+* The running variance is updated with the **unbiased** estimate ``var_B·m/(m−1)``
+  (PyTorch convention), see :func:`update_running_stats`.
+* ``momentum`` follows PyTorch: ``new = (1 − momentum)·old + momentum·batch``.
+  Keras calls ``1 − momentum`` its momentum (PyTorch 0.1 ≡ Keras 0.99).
+
+Sources: arXiv:1502.03167 (Algorithm 1 and the gradients in §3); the staged
+backward follows the computational graph of the forward, the compact backward is
+the same gradient collapsed into one formula.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BNCache",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "batch_norm_backward_compact",
+    "batch_norm_inference",
+    "update_running_stats",
+    "values_per_channel",
+    "check_train_batch",
+]
+
+
+class BNCache(NamedTuple):
+    """What the forward pass keeps for the backward pass. Per-channel fields are ``(C,)``."""
+
+    x_mu: Tensor  # x − mu_B, the centred input, shape of x
+    x_hat: Tensor  # normalized input, shape of x
+    mu: Tensor  # mu_B, batch mean, (C,)
+    var: Tensor  # var_B, biased batch variance (÷m), (C,)
+    inv_std: Tensor  # 1 / sqrt(var_B + eps), (C,)
+    gamma: Tensor  # scale, (C,)
+    eps: float  # the eps the forward pass used
+
+
+def _reduce_dims(x: Tensor) -> tuple[int, ...]:
+    """Every axis except the channel axis 1."""
+    if x.dim() < 2:
+        raise ValueError(f"Expected input of shape (N, C) or (N, C, *spatial), got shape {tuple(x.shape)}.")
+    return (0, *range(2, x.dim()))
+
+
+def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+    """View a (C,) vector so it broadcasts against x: (1, C, 1, ..., 1)."""
+    return v.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def values_per_channel(x: Tensor) -> int:
+    """``m``: how many values each channel's statistics are computed over."""
+    return x.numel() // x.shape[1] if x.dim() >= 2 and x.shape[1] > 0 else 0
+
+
+def check_train_batch(x: Tensor) -> None:
+    """Raise the same rule PyTorch enforces: train-mode BN needs more than one value per channel.
+
+    With a single value per channel, ``mu_B`` equals that value, ``var_B`` is 0,
+    ``x_hat`` is 0 and the output is just ``beta``: the input is erased and no
+    gradient reaches it.
+    """
+    m = values_per_channel(x)
+    if m <= 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}. "
+            "With one value per channel the batch mean equals the value and the batch variance is 0, "
+            "so x̂ = 0, the output is just β and no gradient reaches the input. "
+            "Use a batch of 2 or more, or switch the layer to eval mode to use the running statistics."
+        )
+
+
+def batch_norm_forward(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> tuple[Tensor, BNCache]:
+    """Training-mode BN forward pass, one line per step of Algorithm 1.
+
+    Args:
+        x: input, ``(N, C)`` or ``(N, C, *spatial)``.
+        gamma: scale, ``(C,)``.
+        beta: shift, ``(C,)``.
+        eps: added to the variance for numerical stability.
+
+    Returns:
+        ``y`` with the shape of ``x``, and a :class:`BNCache` for the backward pass.
+        The function computes whatever the math gives: with one value per
+        channel ``x_hat`` is 0 and ``y`` is ``beta``; layers call
+        :func:`check_train_batch` first to refuse that case.
+    """
+    dims = _reduce_dims(x)
+    mu_B = x.mean(dim=dims)  # (C,)  step 1: mini-batch mean
+    x_mu = x - _per_channel(mu_B, x)  # (N, C, *S)  centred input
+    var_B = (x_mu * x_mu).mean(dim=dims)  # (C,)  step 2: mini-batch variance, biased (÷m)
+    inv_std = torch.rsqrt(var_B + eps)  # (C,)  1/sqrt(var_B + eps)
+    x_hat = x_mu * _per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
+    y = torch.addcmul(_per_channel(beta, x), _per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4: gamma·x_hat + beta
+    return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu_B, var=var_B, inv_std=inv_std, gamma=gamma, eps=eps)
+
+
+def batch_norm_backward(dy: Tensor, cache: BNCache) -> tuple[Tensor, Tensor, Tensor]:
+    """Staged backward pass: the forward's steps in reverse, one gradient per line.
+
+    Mirrors the chain rule of §3 of the paper. Each ``d*`` is ∂ℓ/∂(that symbol).
+
+    Args:
+        dy: upstream gradient ∂ℓ/∂y, shape of x.
+        cache: what :func:`batch_norm_forward` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with shapes ``x``, ``(C,)``, ``(C,)``.
+    """
+    x_mu, x_hat, inv_std, gamma = cache.x_mu, cache.x_hat, cache.inv_std, cache.gamma
+    dims = _reduce_dims(dy)
+    m = values_per_channel(dy)
+    dbeta = dy.sum(dim=dims)  # (C,)  step 4: y = gamma·x_hat + beta
+    dgamma = (dy * x_hat).sum(dim=dims)  # (C,)  step 4
+    dx_hat = dy * _per_channel(gamma, dy)  # (N, C, *S)  step 4
+    dvar_B = (dx_hat * x_mu).sum(dim=dims) * -0.5 * inv_std**3  # (C,)  step 3 through var_B
+    dmu_B = -(dx_hat.sum(dim=dims) * inv_std) + dvar_B * (-2.0 * x_mu.sum(dim=dims) / m)  # (C,)  steps 2-3
+    dx = torch.addcmul(_per_channel(dmu_B / m, dy), dx_hat, _per_channel(inv_std, dy))  # through mu_B and x_hat
+    dx.addcmul_(x_mu, _per_channel(2.0 * dvar_B / m, dy))  # (N, C, *S)  + through var_B
+    return dx, dgamma, dbeta
+
+
+def batch_norm_backward_compact(dy: Tensor, cache: BNCache) -> tuple[Tensor, Tensor, Tensor]:
+    """The same gradient as :func:`batch_norm_backward`, collapsed into one formula.
+
+    ``dx = inv_std/m · (m·dx_hat − Σ dx_hat − x_hat·Σ(dx_hat·x_hat))``.
+    """
+    dims = _reduce_dims(dy)
+    m = values_per_channel(dy)
+    dbeta = dy.sum(dim=dims)  # (C,)
+    dgamma = (dy * cache.x_hat).sum(dim=dims)  # (C,)
+    dx_hat = dy * _per_channel(cache.gamma, dy)  # (N, C, *S)
+    dx = _per_channel(cache.inv_std / m, dy) * (
+        m * dx_hat
+        - _per_channel(dx_hat.sum(dim=dims), dy)
+        - cache.x_hat * _per_channel((dx_hat * cache.x_hat).sum(dim=dims), dy)
+    )  # (N, C, *S)
+    return dx, dgamma, dbeta
+
+
+def batch_norm_inference(
+    x: Tensor, running_mean: Tensor, running_var: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+) -> Tensor:
+    """Eval-mode BN: normalize with the running statistics instead of the batch's.
+
+    ``y = gamma · (x − running_mean) / sqrt(running_var + eps) + beta``. Each example
+    is treated independently, so a batch of one is fine here.
+    """
+    _reduce_dims(x)
+    inv_std = torch.rsqrt(running_var + eps)  # (C,)
+    x_hat = (x - _per_channel(running_mean, x)) * _per_channel(inv_std, x)  # (N, C, *S)
+    return _per_channel(gamma, x) * x_hat + _per_channel(beta, x)  # (N, C, *S)
+
+
+def update_running_stats(
+    running_mean: Tensor, running_var: Tensor, mu: Tensor, var: Tensor, n: int, momentum: float
+) -> tuple[Tensor, Tensor]:
+    """One exponential-moving-average step of the running statistics (PyTorch convention).
+
+    Args:
+        running_mean, running_var: current buffers, ``(C,)``. Not modified.
+        mu, var: this batch's ``mu_B`` and **biased** ``var_B``, ``(C,)``.
+        n: values per channel in the batch (``m``); must be at least 2.
+        momentum: weight of the new batch, in [0, 1]. PyTorch's default is 0.1
+            (Keras's 0.99). For a cumulative average pass ``1/k`` at the k-th batch,
+            which is what ``momentum=None`` means in the layers.
+
+    Returns:
+        ``(new_mean, new_var)``: ``(1 − momentum)·old + momentum·batch``, where the
+        batch variance is made unbiased first: ``var·n/(n − 1)``.
+    """
+    if n < 2:
+        raise ValueError(f"The unbiased variance needs at least 2 values per channel, got n={n}.")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}.")
+    var_unbiased = var * (n / (n - 1))  # (C,)  Bessel's correction
+    new_mean = (1.0 - momentum) * running_mean + momentum * mu  # (C,)
+    new_var = (1.0 - momentum) * running_var + momentum * var_unbiased  # (C,)
+    return new_mean, new_var
