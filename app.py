@@ -1,0 +1,30 @@
+"""BatchNorm Lab: the router. Run with ``streamlit run app.py``.
+
+The thread count is set before torch is imported anywhere (see README, "Threads").
+"""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import streamlit as st
+
+from ui import nav, sidebar
+
+
+@st.cache_resource
+def _tune_runtime() -> dict:
+    """Once per server process: torch threads and allocator settings."""
+    from bn_core.device import tune_cpu_runtime
+
+    return tune_cpu_runtime()
+
+
+st.set_page_config(page_title="BatchNorm Lab", page_icon="🧪", layout="wide")
+_tune_runtime()
+current = st.navigation(
+    [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0) for i, p in enumerate(nav.PAGES)]
+)
+for notice in sidebar.render():
+    st.warning(notice, icon="🔗")
+current.run()

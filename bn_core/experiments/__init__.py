@@ -1,0 +1,1 @@
+"""One module per page: a frozen Config in, DataFrames out; these are what pages cache."""

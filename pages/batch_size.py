@@ -1,0 +1,6 @@
+"""Batch-Size Sensitivity: coming soon."""
+
+import streamlit as st
+
+st.title("Batch-Size Sensitivity")
+st.info("This page is being built. Nothing here is simulated, so it stays empty until the real experiment is ready.")

@@ -1,0 +1,6 @@
+"""Train vs Inference: coming soon."""
+
+import streamlit as st
+
+st.title("Train vs Inference")
+st.info("This page is being built. Nothing here is simulated, so it stays empty until the real experiment is ready.")

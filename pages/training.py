@@ -1,0 +1,6 @@
+"""Training Comparison: coming soon."""
+
+import streamlit as st
+
+st.title("Training Comparison")
+st.info("This page is being built. Nothing here is simulated, so it stays empty until the real experiment is ready.")

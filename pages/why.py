@@ -1,0 +1,6 @@
+"""Why BN Works: coming soon."""
+
+import streamlit as st
+
+st.title("Why BN Works")
+st.info("This page is being built. Nothing here is simulated, so it stays empty until the real experiment is ready.")

@@ -1,0 +1,46 @@
+"""A real browser: `streamlit run` on 127.0.0.1 and headless Debian Chromium driven by Playwright.
+
+Every page is opened by URL on a fresh server, waited on until its script has
+finished and its charts are drawn, and checked for exception boxes and console
+errors. Screenshots go to tests/e2e/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.server import SCREENSHOTS, browser_page, wait_for_page
+from ui.nav import PAGES
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
+def test_page_renders_in_chromium(streamlit_server, browser, info):
+    page, console_errors = browser_page(browser)
+    url = f"{streamlit_server}/" if info is PAGES[0] else f"{streamlit_server}/{info.url_path}"
+    page.goto(url)
+    wait_for_page(page, min_charts=info.min_charts)
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.locator("[data-testid=stVegaLiteChart]").count() >= info.min_charts
+    title = page.locator("h1").first.inner_text()
+    assert info.title.split()[0] in title or info is PAGES[0]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{info.url_path}.png"), full_page=True)
+    assert console_errors == [], console_errors
+    page.close()
+
+
+def test_steps_page_reacts_to_a_click(streamlit_server, browser):
+    page, console_errors = browser_page(browser)
+    page.goto(f"{streamlit_server}/normalization-steps")
+    wait_for_page(page, min_charts=2)
+    seed_box = page.get_by_label("Global seed", exact=True)
+    assert seed_box.input_value() == "0"
+    page.get_by_role("button", name="New batch").click()
+    page.wait_for_function("() => document.querySelector('[aria-label=\"Global seed\"]').value === '1'")
+    wait_for_page(page, min_charts=2)
+    assert "seed=1" in page.url
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert console_errors == [], console_errors
+    page.close()

@@ -1,0 +1,35 @@
+"""AppTest helpers shared by the page tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import APP
+
+
+def open_page(page: str | None = None, query: Mapping[str, str] | None = None, timeout: float = 120) -> AppTest:
+    """A fresh session of the whole app (router + sidebar) on ``page``, after its first run."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()  # AppTest resolves a page against st.navigation's registry only after a first run
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element: a user never sees a traceback."""
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def alerts(at: AppTest, kind: str = "all") -> list[str]:
+    """Texts of the error / warning / info alerts on screen."""
+    kinds = ("error", "warning", "info") if kind == "all" else (kind,)
+    return [el.value for k in kinds for el in getattr(at, k)]
+
+
+def charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))

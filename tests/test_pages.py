@@ -1,0 +1,45 @@
+"""Every page runs in AppTest without an exception; the router, sidebar and URL state work."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import alerts, assert_clean, open_page
+from ui.nav import PAGES
+
+
+@pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
+def test_every_page_runs_clean(info):
+    at = open_page(info.path)
+    assert_clean(at)
+    assert at.title, "every page has a title"
+    assert not alerts(at, "error"), alerts(at, "error")
+
+
+def test_landing_page_has_the_four_equations_and_the_lesson_plan():
+    at = open_page()
+    assert_clean(at)
+    latex = [el.value for el in at.latex]
+    assert len(latex) == 4
+    assert any(r"\mu_\mathcal{B}" in t for t in latex) and any(r"\gamma\,\hat{x}_i + \beta" in t for t in latex)
+    assert len(at.get("page_link")) == len(PAGES) - 1
+
+
+def test_sidebar_shows_device_torch_and_seed():
+    at = open_page()
+    text = " ".join(el.value for el in at.sidebar.markdown)
+    assert "cpu" in text and "torch" in text
+    assert at.sidebar.number_input[0].label == "Global seed"
+
+
+def test_global_seed_round_trips_through_the_url():
+    at = open_page("pages/steps.py", query={"seed": "42"})
+    assert at.sidebar.number_input[0].value == 42
+    assert at.query_params["seed"] == "42"
+
+
+def test_tampered_global_seed_is_clamped_with_a_notice():
+    at = open_page(query={"seed": "-5"})
+    assert_clean(at)
+    assert at.sidebar.number_input[0].value == 0
+    assert any("global seed" in w and "clamped" in w for w in alerts(at, "warning"))

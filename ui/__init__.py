@@ -1,0 +1,1 @@
+"""Streamlit and Altair glue between the pages and bn_core (page → ui → bn_core)."""

@@ -1,0 +1,95 @@
+"""Pure functions from a long-format DataFrame to an ``alt.Chart``; every chart has tooltips.
+
+Conventions: long format, snake_case columns (``step, variant, layer, metric,
+value``); histograms arrive pre-binned (``bn_core.binning.binned``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+PALETTE = ["#4C6EF5", "#F76707", "#2B8A3E", "#C2255C", "#7048E8", "#0B7285", "#E67700", "#495057"]
+
+
+def _color(field: str, title: str | None = None, domain: Sequence[str] | None = None) -> alt.Color:
+    scale = alt.Scale(range=PALETTE) if domain is None else alt.Scale(domain=list(domain), range=PALETTE)
+    return alt.Color(f"{field}:N", title=title or field.replace("_", " "), scale=scale)
+
+
+def histogram(
+    df: pd.DataFrame, *, x_title: str, color: str = "series", column: str | None = None, height: int = 180
+) -> alt.Chart:
+    """Bars from pre-binned counts (``bin_start, bin_end, count`` + ``color``), optionally faceted."""
+    chart = (
+        alt.Chart(df)
+        .mark_bar(opacity=0.75, binSpacing=0)
+        .encode(
+            x=alt.X("bin_start:Q", title=x_title, bin="binned"),
+            x2="bin_end:Q",
+            y=alt.Y("count:Q", title="count", stack=None),
+            color=_color(color),
+            tooltip=[
+                alt.Tooltip(f"{color}:N"),
+                alt.Tooltip("bin_start:Q", format=".3g", title="from"),
+                alt.Tooltip("bin_end:Q", format=".3g", title="to"),
+                alt.Tooltip("count:Q"),
+            ],
+        )
+        .properties(height=height)
+    )
+    if column:
+        chart = chart.properties(width=220).facet(column=alt.Column(f"{column}:N", title=None))
+    return chart
+
+
+def lines(
+    df: pd.DataFrame,
+    *,
+    x: str = "step",
+    y: str = "value",
+    color: str = "variant",
+    x_title: str | None = None,
+    y_title: str | None = None,
+    log_x: bool = False,
+    log_y: bool = False,
+    height: int = 260,
+    points: bool = False,
+    extra_tooltips: Sequence[str] = (),
+) -> alt.Chart:
+    """Lines per ``color`` with legend-click highlighting and a tooltip on every point."""
+    pick = alt.selection_point(fields=[color], bind="legend")
+    tips = [alt.Tooltip(f"{color}:N"), alt.Tooltip(f"{x}:Q", format=".4g"), alt.Tooltip(f"{y}:Q", format=".4g")]
+    tips += [alt.Tooltip(t) for t in extra_tooltips]
+    return (
+        alt.Chart(df)
+        .mark_line(point=points, strokeWidth=2)
+        .encode(
+            x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(type="log") if log_x else alt.Undefined),
+            y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(type="log") if log_y else alt.Undefined),
+            color=_color(color),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            tooltip=tips,
+        )
+        .add_params(pick)
+        .properties(height=height)
+    )
+
+
+def heatmap(
+    df: pd.DataFrame, *, x: str, y: str, color: str, tooltips: Sequence[str], title: str = "", scheme: str = "tableau20"
+) -> alt.Chart:
+    """A grid of rectangles, one per (x, y), coloured by a nominal ``color`` field."""
+    return (
+        alt.Chart(df, title=title)
+        .mark_rect(stroke="white", strokeWidth=1.5)
+        .encode(
+            x=alt.X(f"{x}:O", title=x.replace("_", " ")),
+            y=alt.Y(f"{y}:O", title=y.replace("_", " ")),
+            color=alt.Color(f"{color}:N", legend=None, scale=alt.Scale(scheme=scheme)),
+            tooltip=list(tooltips),
+        )
+        .properties(width=150, height=110)
+    )

@@ -1,0 +1,108 @@
+"""Page scaffolding every page shares: state load/sync, share link, progress, errors, downloads.
+
+A page reads like this::
+
+    with common.page(STATE, "Title", "Intro …"):
+        cfg = controls()
+        result = common.run(cached_fn, cfg, label="Training")
+        if result is not None:
+            st.altair_chart(chart(result.frame))
+
+``page`` loads the URL state, shows notices about tampered links, renders the
+"share this view" box and writes the final state back to the URL, even when the
+body stops early. ``run`` shows a progress bar for the cached computation and
+turns any exception into a friendly message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+
+from ui.sidebar import GLOBAL
+from ui.state import PageState, share_url, sync_url
+
+log = logging.getLogger("batchnorm_lab")
+T = TypeVar("T")
+Progress = Callable[[float, str], None]
+
+
+@contextlib.contextmanager
+def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
+    """Title, intro, link notices and the share box around a page body."""
+    notices = ps.load(known_elsewhere=GLOBAL.keys)
+    head, share = st.columns([5, 1], vertical_alignment="bottom")
+    head.title(title)
+    share_box = share.empty()
+    for text in notices:
+        st.warning(text, icon="🔗")
+    st.markdown(intro)
+    try:
+        yield
+    except Exception as err:
+        log.exception("page %s failed", ps.page)
+        st.error(f"Something went wrong on this page ({type(err).__name__}). Change a control to try again.")
+    finally:
+        params = sync_url(GLOBAL, ps)
+        with share_box.popover("🔗 Share", help="A link that reproduces this exact view"):
+            st.caption("Copy this link: it opens this page with the same controls and seed.")
+            st.code(share_url(params), language=None, wrap_lines=True)
+
+
+def _progress_callback(bar: Any, label: str) -> Progress:
+    def update(fraction: float, message: str = "") -> None:
+        # Called from inside st.cache_data functions: the bar lives outside the cached
+        # function, so its updates must not be recorded for cache replay.
+        token = in_cached_function.set(False)
+        try:
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{label} {message}".strip())
+        finally:
+            in_cached_function.reset(token)
+
+    return update
+
+
+def run(fn: Callable[..., T], *args: Any, label: str = "Computing…", **kwargs: Any) -> T | None:
+    """Call a cached experiment with a progress bar; on failure show a message and return None.
+
+    ``fn`` must accept a ``_progress`` keyword (underscore: not part of the cache key).
+    A ``ValueError`` carries a message meant for the user (bad combination of
+    controls); anything else is logged and reported generically.
+    """
+    bar = st.progress(0.0, text=label)
+    try:
+        return fn(*args, _progress=_progress_callback(bar, label), **kwargs)
+    except ValueError as err:
+        st.error(str(err), icon="⚠️")
+    except Exception as err:
+        log.exception("experiment %s failed", getattr(fn, "__name__", fn))
+        st.error(f"The computation failed ({type(err).__name__}). Try other settings.", icon="⚠️")
+    finally:
+        bar.empty()
+    return None
+
+
+def show_issues(issues: Sequence[Any]) -> None:
+    """Show ``bn_core.data.DataIssue``-like items with the matching alert."""
+    for issue in issues:
+        {"error": st.error, "warning": st.warning}.get(issue.level, st.info)(issue.text)
+
+
+def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV", **kw: Any) -> None:
+    """A download button for a DataFrame (numbers only; no user text is echoed into formulas)."""
+    st.download_button(label, frame.to_csv(index=False).encode(), file_name=filename, mime="text/csv", **kw)
+
+
+def try_this(*prompts: str) -> None:
+    """The "try this" box that ends each section."""
+    st.markdown("**Try this**\n" + "\n".join(f"- {p}" for p in prompts))
+
+
+def takeaway(text: str) -> None:
+    st.success(text, icon="💡")

@@ -1,0 +1,261 @@
+"""Normalization Steps page: its state table, controls, cached computation and charts."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from pandas.io.formats.style import Styler
+
+from bn_core.data import DISTRIBUTIONS, MAX_COLS, MAX_ROWS, ParsedCSV, parse_csv
+from bn_core.experiments.steps import NORM_SHAPE, StepsConfig, StepsResult, run_steps
+from ui import charts, widgets
+from ui.sidebar import bump_seed, seed
+from ui.state import Field, PageState
+
+EPS_GRID = tuple(10.0**k for k in range(-10, 1))  # ε on a log scale
+MAX_SYNTH_C = 8
+DEFAULTS = StepsConfig()
+PER_FEATURE = {  # list field → (default for a new feature, lower, upper, label)
+    "mean": (0.0, -1e3, 1e3, "mean"),
+    "scale": (1.0, 0.0, 1e3, "scale"),
+    "gamma": (1.0, -1e4, 1e4, "γ"),
+    "beta": (0.0, -1e6, 1e6, "β"),
+}
+_LIST_DEFAULTS = {"mean": DEFAULTS.means, "scale": DEFAULTS.scales, "gamma": DEFAULTS.gamma, "beta": DEFAULTS.beta}
+
+STATE = PageState(
+    "steps",
+    [
+        Field("source", "synthetic", "choice", choices=("synthetic", "upload", "paste"), label="data source"),
+        Field("dist", DEFAULTS.distribution, "choice", choices=DISTRIBUTIONS, label="distribution"),
+        Field("N", DEFAULTS.n, "int", 1, 512, label="batch size N"),
+        Field("C", len(DEFAULTS.means), "int", 1, MAX_SYNTH_C, label="features C"),
+        Field("j", 0, "int", 0, MAX_COLS - 1, label="feature"),
+        Field("i", 0, "int", 0, MAX_ROWS - 1, label="tracked example"),
+        *(
+            Field(name, _LIST_DEFAULTS[name], "floats", lo, hi, max_len=MAX_COLS, label=label)
+            for name, (_fill, lo, hi, label) in PER_FEATURE.items()
+        ),
+        Field("all", False, "bool", label="apply to all features"),
+        Field("eps", DEFAULTS.eps, "float", EPS_GRID[0], EPS_GRID[-1], choices=EPS_GRID, label="ε"),
+        Field("backend", DEFAULTS.backend, "choice", choices=("manual", "torch")),
+        Field("G", DEFAULTS.groups, "int", 1, NORM_SHAPE[1], label="groups G"),
+    ],
+)
+
+
+# -- cached computation -------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def parsed_csv(raw: bytes) -> ParsedCSV:
+    return parse_csv(raw)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
+    return run_steps(cfg)
+
+
+# -- data source --------------------------------------------------------------------
+
+
+def data_source() -> tuple[bytes | None, ParsedCSV | None]:
+    """Source controls. Returns the CSV bytes (None for synthetic data) and their parse report."""
+    widgets.choice(
+        STATE,
+        "source",
+        "Data",
+        style="segmented",
+        fmt={"synthetic": "Synthetic batch", "upload": "Upload CSV", "paste": "Paste CSV"}.get,
+    )
+    if STATE["source"] == "synthetic":
+        a, b, c, d = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+        widgets.choice(STATE, "dist", "Distribution", where=a)
+        widgets.slider(STATE, "N", "Batch size N", where=b)
+        widgets.slider(STATE, "C", "Features C", where=c)
+        d.button("🎲 New batch", on_click=bump_seed, help="Next global seed: a fresh draw from the same distribution")
+        return None, None
+    if STATE["source"] == "upload":
+        upload = st.file_uploader("CSV file: rows are examples, columns are numeric features", type=["csv", "txt"])
+        raw = upload.getvalue() if upload is not None else None
+    else:
+        text = st.text_area(
+            "Paste CSV: rows are examples, columns are features",
+            height=120,
+            key="steps:paste",
+            placeholder="height,weight\n1.70,65\n1.82,80\n1.65,58",
+        )
+        raw = text.encode() if text.strip() else None
+    if raw is None:
+        st.info("Waiting for data. Rows are examples, columns are numeric features; the first row may be a header.")
+        return None, None
+    return raw, parsed_csv(raw)
+
+
+def feature_count(parsed: ParsedCSV | None) -> int:
+    return len(parsed.columns) if parsed is not None and parsed.ok else int(STATE["C"])
+
+
+def fit_lists(c: int, n: int) -> None:
+    """Make every per-feature list at least C long (never cut: switching data back loses nothing);
+    keep the chosen feature and example in range."""
+    for name, (fill, *_rest) in PER_FEATURE.items():
+        values = tuple(STATE[name])
+        STATE[name] = values + (fill,) * max(0, c - len(values))
+    STATE["j"] = min(int(STATE["j"]), c - 1)
+    STATE["i"] = min(int(STATE["i"]), max(n - 1, 0))
+    for name in PER_FEATURE:  # the edit sliders show the chosen feature's values
+        st.session_state[f"steps:edit_{name}"] = float(STATE[name][STATE["j"]])
+
+
+def _write_edit(name: str) -> None:
+    """Edit-slider callback: store the value for feature j, or for every feature."""
+    value, values = float(st.session_state[f"steps:edit_{name}"]), list(STATE[name])
+    targets = range(len(values)) if STATE["all"] else [int(STATE["j"])]
+    for k in targets:
+        values[k] = value
+    STATE[name] = tuple(values)
+
+
+def set_feature_values(updates: dict[str, float]) -> None:
+    """Button callback: set some per-feature values of the chosen feature."""
+    for name, value in updates.items():
+        _fill, lo, hi, _label = PER_FEATURE[name]
+        values = list(STATE[name])
+        values[int(STATE["j"])] = min(max(float(value), lo), hi)
+        STATE[name] = tuple(values)
+
+
+# -- controls -----------------------------------------------------------------------
+
+
+def feature_controls(columns: tuple[str, ...], synthetic: bool) -> None:
+    """Which feature and example to follow, and that feature's mean, scale, γ and β."""
+    a, b = st.columns(2)
+    a.selectbox(
+        "Feature j to inspect and edit", range(len(columns)), format_func=lambda k: columns[k], key=STATE.key("j")
+    )
+    widgets.number(STATE, "i", "Tracked example i", where=b)
+    names = [*(("mean", "scale") if synthetic else ()), "gamma", "beta"]
+    cols = st.columns(len(names) + 1, vertical_alignment="bottom")
+    for col, name in zip(cols, names, strict=False):
+        _fill, lo, hi, label = PER_FEATURE[name]
+        col.number_input(
+            f"{label} of feature j",
+            lo,
+            hi,
+            step=0.1,
+            format="%g",
+            key=f"steps:edit_{name}",
+            on_change=_write_edit,
+            args=(name,),
+        )
+    widgets.toggle(
+        STATE,
+        "all",
+        "Apply to all features",
+        where=cols[-1],
+        help="On: an edit to mean, scale, γ or β sets that value for every feature.",
+    )
+
+
+def bn_controls() -> None:
+    a, b = st.columns([3, 2])
+    widgets.grid_slider(STATE, "eps", "ε (log scale)", fmt="{:.0e}", where=a)
+    widgets.choice(
+        STATE,
+        "backend",
+        "Backend",
+        style="radio",
+        where=b,
+        fmt={"manual": "manual (bn_core.functional)", "torch": "torch (F.batch_norm)"}.get,
+    )
+
+
+def config(csv: bytes | None, c: int) -> StepsConfig:
+    """The experiment config for the first ``c`` features."""
+    first = {name: tuple(STATE[name][:c]) for name in PER_FEATURE}
+    return StepsConfig(
+        distribution=STATE["dist"],
+        n=int(STATE["N"]),
+        means=first["mean"],
+        scales=first["scale"],
+        gamma=first["gamma"],
+        beta=first["beta"],
+        eps=float(STATE["eps"]),
+        backend=STATE["backend"],
+        feature=int(STATE["j"]),
+        seed=seed(),
+        csv=csv,
+        groups=int(STATE["G"]),
+    )
+
+
+# -- presentation -------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    """A number for LaTeX: 4 significant digits, powers of ten spelled out, negatives in parentheses."""
+    mantissa, _, exponent = f"{v:.4g}".partition("e")
+    if exponent:
+        power = f"10^{{{int(exponent)}}}"
+        mantissa = power if mantissa in ("1", "-1") else rf"{mantissa} \times {power}"
+        mantissa = f"-{power}" if f"{v:.4g}".startswith("-1e") else mantissa
+    return f"({mantissa})" if v < 0 else mantissa
+
+
+def step_equations(r: StepsResult, j: int, i: int, eps: float) -> list[str]:
+    """The four steps of Algorithm 1 with this batch's numbers for feature j, example i."""
+    x, s = r.x[:, j], r.stats.iloc[j]
+    m = len(x)
+    head = " + ".join(_num(v) for v in x[:3]) + (r" + \dots" if m > 3 else "")
+    sq = " + ".join(f"({_num(v)} - {_num(s.mu_B)})^2" for v in x[:2]) + (r" + \dots" if m > 2 else "")
+    return [
+        rf"\mu_\mathcal{{B}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} x_i = \frac{{1}}{{{m}}}\left({head}\right)"
+        rf" = {_num(s.mu_B)}",
+        rf"\sigma^2_\mathcal{{B}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}}(x_i-\mu_\mathcal{{B}})^2 = \frac{{1}}{{{m}}}"
+        rf"\left({sq}\right) = {_num(s.var_B)}",
+        rf"\hat{{x}}_{{{i}}} = \frac{{x_{{{i}}} - \mu_\mathcal{{B}}}}{{\sqrt{{\sigma^2_\mathcal{{B}} + \epsilon}}}}"
+        rf" = \frac{{{_num(x[i])} - {_num(s.mu_B)}}}{{\sqrt{{{_num(s.var_B)} + {_num(eps)}}}}} = {_num(r.x_hat[i, j])}",
+        rf"y_{{{i}}} = \gamma\,\hat{{x}}_{{{i}}} + \beta = {_num(s.gamma)} \cdot {_num(r.x_hat[i, j])} + {_num(s.beta)}"
+        rf" = {_num(r.y[i, j])}",
+    ]
+
+
+def styled_table(r: StepsResult, i: int) -> Styler:
+    """The N×C table of x, x̂ and y with the tracked example highlighted."""
+    return r.table.style.format(precision=4).apply(
+        lambda row: ["background-color: #FFF3BF" if row["example"] == i else "" for _ in row], axis=1
+    )
+
+
+def histogram_chart(r: StepsResult) -> alt.Chart:
+    return charts.histogram(r.hist, x_title="value", column="series", height=170).resolve_scale(x="independent")
+
+
+def norms_chart(r: StepsResult) -> alt.HConcatChart:
+    titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}
+    tips = [
+        "kind:N",
+        "n:O",
+        "c:O",
+        "group:N",
+        alt.Tooltip("mean:Q", format=".4f"),
+        alt.Tooltip("var:Q", format=".4f"),
+        "values_shared:Q",
+    ]
+    return alt.hconcat(
+        *[
+            charts.heatmap(frame, x="c", y="n", color="group", tooltips=tips, title=titles[kind])
+            for kind, frame in r.norms.groupby("kind", sort=False)
+        ]
+    )
+
+
+def group_summary(r: StepsResult) -> pd.DataFrame:
+    g = r.norms.groupby("kind", sort=False)
+    return pd.DataFrame(
+        {"statistics (mean, var) pairs": g["group"].nunique(), "values per pair": g["values_shared"].first()}
+    )

@@ -1,0 +1,72 @@
+"""Widgets bound to a :class:`ui.state.PageState` field.
+
+Bounds, choices and the session-state key come from the field, so the widget and
+the URL clamp can never disagree. No helper passes ``value=``: the value lives in
+session state, set by ``PageState.load``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from ui.state import PageState
+
+
+def slider(ps: PageState, name: str, label: str, *, step: float | None = None, where: Any = st, **kw: Any) -> Any:
+    """A numeric slider over the field's [lo, hi]."""
+    f = ps.spec(name)
+    lo, hi = (int(f.lo), int(f.hi)) if f.kind == "int" else (float(f.lo), float(f.hi))
+    if step is None:
+        step = 1 if f.kind == "int" else (hi - lo) / 100
+    return where.slider(label, min_value=lo, max_value=hi, step=step, key=ps.key(name), **kw)
+
+
+def number(ps: PageState, name: str, label: str, *, step: float | None = None, where: Any = st, **kw: Any) -> Any:
+    """A number box over the field's [lo, hi]."""
+    f = ps.spec(name)
+    if f.kind == "int":
+        return where.number_input(label, int(f.lo), int(f.hi), step=int(step or 1), key=ps.key(name), **kw)
+    return where.number_input(label, float(f.lo), float(f.hi), step=float(step or 0.1), key=ps.key(name), **kw)
+
+
+def grid_slider(ps: PageState, name: str, label: str, *, fmt: str = "{:g}", where: Any = st, **kw: Any) -> Any:
+    """A select-slider over the field's numeric grid (e.g. a log scale for ε)."""
+    f = ps.spec(name)
+    return where.select_slider(label, options=list(f.choices), format_func=fmt.format, key=ps.key(name), **kw)
+
+
+def choice(
+    ps: PageState,
+    name: str,
+    label: str,
+    *,
+    style: str = "select",
+    fmt: Callable[[Any], str] = str,
+    where: Any = st,
+    **kw: Any,
+) -> Any:
+    """A choice among the field's values: ``style`` is "select", "radio" or "segmented"."""
+    options = list(ps.spec(name).choices)
+    if style == "radio":
+        return where.radio(label, options, format_func=fmt, key=ps.key(name), horizontal=True, **kw)
+    if style == "segmented":
+        return where.segmented_control(label, options, format_func=fmt, key=ps.key(name), **kw)
+    return where.selectbox(label, options, format_func=fmt, key=ps.key(name), **kw)
+
+
+def toggle(ps: PageState, name: str, label: str, *, where: Any = st, **kw: Any) -> bool:
+    return where.toggle(label, key=ps.key(name), **kw)
+
+
+def preset_picker(ps: PageState, label: str = "Preset", *, where: Any = st) -> str:
+    """The preset selectbox: picking one sets every control it names."""
+    return where.selectbox(
+        label,
+        list(ps.spec("preset").choices),
+        key=ps.key("preset"),
+        on_change=ps.apply_preset,
+        help="A preset sets the controls below; you can change any of them afterwards.",
+    )
