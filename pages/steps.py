@@ -26,7 +26,8 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     st.subheader("2 · Controls")
     ui.feature_controls(columns, synthetic=csv is None)
     ui.bn_controls()
-    result = common.run(ui.compute, ui.config(csv, len(columns)), label="Normalizing…")
+    cfg = ui.config(csv, len(columns))
+    result = common.run(ui.compute, cfg, label="Normalizing…")
     if result is None:
         st.stop()
     j, i = ui.STATE["j"], ui.STATE["i"]
@@ -34,11 +35,11 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     st.subheader(f"3 · The four steps for feature `{columns[j]}`, example {i}")
     for tex in ui.step_equations(result, j, i, ui.STATE["eps"]):
         st.latex(tex)
-    st.altair_chart(ui.histogram_chart(result), width="stretch")
+    st.vega_lite_chart(ui.histogram_spec(cfg), width="stretch")
     st.caption("Whatever the input's location and spread, x̂ has mean 0 and variance ≈ 1; y then has mean β, std |γ|.")
 
     st.subheader("4 · The whole batch")
-    st.dataframe(ui.styled_table(result, i), height=260, hide_index=True)
+    st.dataframe(ui.styled_table(result, i), height=260, hide_index=True, column_config=ui.table_config(result))
     st.dataframe(result.stats, hide_index=True)
     common.download_csv(result.table, "batchnorm_steps.csv", "⬇️ Download the table (CSV)")
 
@@ -50,8 +51,9 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     widgets.number(ui.STATE, "G", "Groups G for group norm (must divide C = 6)")
     if 6 % ui.STATE["G"] != 0:
         st.warning(f"G = {ui.STATE['G']} does not divide C = 6 channels, so group norm is left out.")
-    st.altair_chart(ui.norms_chart(result))
-    st.dataframe(ui.group_summary(result))
+    norms_spec, norms_summary = ui.norms_panel()
+    st.vega_lite_chart(norms_spec)
+    st.dataframe(norms_summary)
 
     st.subheader("7 · Backward: the hand-written gradient vs autograd")
     st.markdown("For L = Σ w·y with random w (so ∂L/∂y = w), both hand-written backwards against autograd:")

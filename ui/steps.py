@@ -8,7 +8,7 @@ import streamlit as st
 from pandas.io.formats.style import Styler
 
 from bn_core.data import DISTRIBUTIONS, MAX_COLS, MAX_ROWS, ParsedCSV, parse_csv
-from bn_core.experiments.steps import NORM_SHAPE, StepsConfig, StepsResult, run_steps
+from bn_core.experiments.steps import NORM_SHAPE, StepsConfig, StepsResult, norm_comparison, run_steps
 from ui import charts, widgets
 from ui.sidebar import bump_seed, seed
 from ui.state import Field, PageState
@@ -40,7 +40,7 @@ STATE = PageState(
         Field("all", False, "bool", label="apply to all features"),
         Field("eps", DEFAULTS.eps, "float", EPS_GRID[0], EPS_GRID[-1], choices=EPS_GRID, label="ε"),
         Field("backend", DEFAULTS.backend, "choice", choices=("manual", "torch")),
-        Field("G", DEFAULTS.groups, "int", 1, NORM_SHAPE[1], label="groups G"),
+        Field("G", 2, "int", 1, NORM_SHAPE[1], label="groups G"),
     ],
 )
 
@@ -56,6 +56,22 @@ def parsed_csv(raw: bytes) -> ParsedCSV:
 @st.cache_data(max_entries=64, show_spinner=False)
 def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
     return run_steps(cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def histogram_spec(cfg: StepsConfig) -> dict:
+    """The histogram's Vega-Lite spec: building and validating Altair charts costs more than the math."""
+    return histogram_chart(compute(cfg)).to_dict()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def norms(seed: int, groups: int) -> pd.DataFrame:
+    return norm_comparison(seed, groups)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def norms_spec(seed: int, groups: int) -> dict:
+    return norms_chart(norms(seed, groups)).to_dict()
 
 
 # -- data source --------------------------------------------------------------------
@@ -189,7 +205,6 @@ def config(csv: bytes | None, c: int) -> StepsConfig:
         feature=int(STATE["j"]),
         seed=seed(),
         csv=csv,
-        groups=int(STATE["G"]),
     )
 
 
@@ -226,16 +241,17 @@ def step_equations(r: StepsResult, j: int, i: int, eps: float) -> list[str]:
 
 def styled_table(r: StepsResult, i: int) -> Styler:
     """The N×C table of x, x̂ and y with the tracked example highlighted."""
-    return r.table.style.format(precision=4).apply(
-        lambda row: ["background-color: #FFF3BF" if row["example"] == i else "" for _ in row], axis=1
+    marked = r.table.style.apply(
+        lambda row: ["background-color: #FFF3BF"] * len(row), axis=1, subset=([i], slice(None))
     )
+    return marked
 
 
 def histogram_chart(r: StepsResult) -> alt.Chart:
     return charts.histogram(r.hist, x_title="value", column="series", height=170).resolve_scale(x="independent")
 
 
-def norms_chart(r: StepsResult) -> alt.HConcatChart:
+def norms_chart(frame: pd.DataFrame) -> alt.HConcatChart:
     titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}
     tips = [
         "kind:N",
@@ -248,14 +264,25 @@ def norms_chart(r: StepsResult) -> alt.HConcatChart:
     ]
     return alt.hconcat(
         *[
-            charts.heatmap(frame, x="c", y="n", color="group", tooltips=tips, title=titles[kind])
-            for kind, frame in r.norms.groupby("kind", sort=False)
+            charts.heatmap(part, x="c", y="n", color="group", tooltips=tips, title=titles[kind])
+            for kind, part in frame.groupby("kind", sort=False)
         ]
     )
 
 
-def group_summary(r: StepsResult) -> pd.DataFrame:
-    g = r.norms.groupby("kind", sort=False)
+def norms_panel() -> tuple[dict, pd.DataFrame]:
+    """The norm-comparison heatmaps' spec and the summary table, for the global seed and G."""
+    frame = norms(seed(), int(STATE["G"]))
+    return norms_spec(seed(), int(STATE["G"])), group_summary(frame)
+
+
+def table_config(r: StepsResult) -> dict:
+    """Four decimals for every number column of the batch table."""
+    return {c: st.column_config.NumberColumn(format="%.4f") for c in r.table.columns if c != "example"}
+
+
+def group_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    g = frame.groupby("kind", sort=False)
     return pd.DataFrame(
         {"statistics (mean, var) pairs": g["group"].nunique(), "values per pair": g["values_shared"].first()}
     )

@@ -27,7 +27,7 @@ from bn_core.functional import (
     values_per_channel,
 )
 
-__all__ = ["StepsConfig", "StepsResult", "run_steps", "load_batch", "norm_groups", "NORM_SHAPE"]
+__all__ = ["StepsConfig", "StepsResult", "run_steps", "load_batch", "norm_groups", "norm_comparison", "NORM_SHAPE"]
 
 NORM_SHAPE = (4, 6, 3, 3)  # (N, C, H, W) of the norm-comparison tensor
 
@@ -47,7 +47,6 @@ class StepsConfig:
     feature: int = 0  # the feature j shown in detail
     seed: int = 0  # global seed
     csv: bytes | None = None  # the user's CSV; replaces the synthetic batch when set
-    groups: int = 2  # G for the group-norm panel
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,6 @@ class StepsResult:
     backends: pd.DataFrame  # manual vs torch: quantity, max_abs_diff
     backward: pd.DataFrame  # hand-written backward vs autograd: quantity, version, max_abs_diff
     grads: pd.DataFrame  # per feature: dgamma, dbeta (hand-written)
-    norms: pd.DataFrame  # norm comparison: kind, n, c, group, mean, var
     device: str
     dtype: str
 
@@ -165,7 +163,14 @@ def norm_groups(kind: str, shape: tuple[int, int, int, int], groups: int) -> np.
     raise ValueError(f"Unknown norm kind {kind!r}.")
 
 
-def _norm_comparison(seed: int, groups: int, device: torch.device, dtype: torch.dtype) -> pd.DataFrame:
+def norm_comparison(seed: int, groups: int) -> pd.DataFrame:
+    """Which cells of a seeded (N, C, H, W) tensor share statistics under each norm, and those statistics.
+
+    Returns a long frame: ``kind, n, c, group, mean, var, values_shared``. Group norm is
+    left out when ``groups`` does not divide C (the page says why).
+    """
+    device = pick_device()
+    dtype = torch.float32 if device.type == "mps" else torch.float64
     gen = torch.Generator().manual_seed(seed + 2)
     t = torch.randn(NORM_SHAPE, generator=gen, dtype=dtype).to(device)  # (N, C, H, W)
     kinds = ["batch", "layer", "instance"] + (["group"] if NORM_SHAPE[1] % groups == 0 else [])
@@ -222,7 +227,6 @@ def run_steps(cfg: StepsConfig, _progress=None) -> StepsResult:
         backends=_backend_check(x, gamma, beta, cfg.eps, out),
         backward=backward,
         grads=grads,
-        norms=_norm_comparison(cfg.seed, cfg.groups, device, dtype),
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),
     )
