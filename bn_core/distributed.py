@@ -313,7 +313,7 @@ class DistConfig:
     equivalence_per_rank: int | None = None  # examples per rank for the sync-vs-single-process check; None = skip
     data_seed: int = 0  # the digits train/test split
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL with one GPU per rank, else gloo on the CPU
-    timeout_s: float = 300.0  # the whole launch, start-up included; also the collectives' timeout
+    timeout_s: float = 300.0  # the whole launch, start-up included (collectives time out 30 s later)
     fault: Fault = "none"  # test hook: rank fault_rank raises / exits / hangs right after joining the group
     fault_rank: int = 1  # the rank that misbehaves
 
@@ -494,7 +494,7 @@ def _join_group(rank: int, spec: _Spec) -> torch.device:
         init_method=f"tcp://127.0.0.1:{spec.port}",
         rank=rank,
         world_size=cfg.world_size,
-        timeout=datetime.timedelta(seconds=cfg.timeout_s),
+        timeout=datetime.timedelta(seconds=cfg.timeout_s + 30),  # the launcher's own timeout fires first
     )
     return device
 
@@ -778,12 +778,36 @@ def _stop_all(procs: list, grace_s: float = 3.0) -> None:
 
 
 def _died(procs: list, done: set[int]) -> str | None:
-    """A worker that exited without its result: how it ended."""
+    """A worker that exited without a result or a message: how it ended."""
     for rank, p in enumerate(procs):
         if rank not in done and p.exitcode is not None:
             how = f"was killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exited with code {p.exitcode}"
             return f"rank {rank} {how} without a result"
     return None
+
+
+def _failure(procs: list, out: Any, done: set[int], errors: dict[int, tuple[str, str]]) -> DistributedRunError:
+    """Name the root cause. A rank that died without a word (a crash) comes first: the errors its peers
+    then report ("connection closed …") are consequences. Waits briefly for the dust to settle."""
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue_lib.Empty):
+            kind, rank, payload = out.get(timeout=0.05)
+            if kind == "error":
+                errors.setdefault(rank, payload)
+    crash = _died(procs, done | set(errors))
+    detail = "\n".join(f"--- rank {r}\n{tb}" for r, (_, tb) in sorted(errors.items()))
+    first = next(iter(errors.items()), None)
+    if crash is not None:
+        then = f" Then rank {first[0]} failed: {_short(first[1][0])}" if first else ""
+        return DistributedRunError(f"The distributed run failed: {crash}.{then}", detail)
+    return DistributedRunError(f"Rank {first[0]} failed: {_short(first[1][0])}", detail)
+
+
+def _short(summary: str) -> str:
+    """First line of a worker's error, at most 300 characters (gloo's messages run long)."""
+    line = summary.strip().splitlines()[0] if summary.strip() else "unknown error"
+    return line if len(line) <= 300 else line[:297] + "…"
 
 
 def _supervise(procs: list, out: Any, cfg: DistConfig, t0: float, progress: Progress) -> tuple[dict, float]:
@@ -794,18 +818,13 @@ def _supervise(procs: list, out: Any, cfg: DistConfig, t0: float, progress: Prog
         try:
             kind, rank, payload = out.get(timeout=0.05)
         except queue_lib.Empty:
-            crash = _died(procs, set(results))
-            if crash is not None:
-                with contextlib.suppress(queue_lib.Empty):  # prefer the worker's own message, if it sent one
-                    kind, rank, payload = out.get(timeout=0.5)
-                    if kind == "error":
-                        raise DistributedRunError(f"Rank {rank} failed: {payload[0]}", payload[1]) from None
-                raise DistributedRunError(f"The distributed run failed: {crash}.") from None
+            if _died(procs, set(results)) is not None:
+                raise _failure(procs, out, set(results), {}) from None
             if time.time() - t0 > cfg.timeout_s:
                 raise DistributedRunError(f"The distributed run timed out after {cfg.timeout_s:g} s.") from None
             continue
         if kind == "error":
-            raise DistributedRunError(f"Rank {rank} failed: {payload[0]}", payload[1])
+            raise _failure(procs, out, set(results), {rank: payload})
         if kind == "ready":
             ready.append(payload)
             progress(0.0, f"{len(ready)} of {len(procs)} ranks joined")

@@ -25,7 +25,7 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
         st.warning(f"{W} ranks on {result.cpu_count} cores: ranks take turns, and every all-reduce waits for them.")
 
     st.subheader("1 · Each rank's batch statistics")
-    widgets.choice(ui.STATE, "layer", "BN layer", style="segmented")
+    widgets.choice(ui.STATE, "layer", "BN layer", style="radio")
     layer = ui.STATE["layer"]
     st.altair_chart(ui.stats_chart(result, layer))
     st.markdown(ui.stats_sentence(result, layer, W))

@@ -48,6 +48,11 @@ PAGES: tuple[PageInfo, ...] = (
     ),
     PageInfo("pages/why.py", "Why BN Works", "🧭", "why-bn-works", "Internal covariate shift vs a smoother landscape."),
     PageInfo(
-        "pages/multi_device.py", "Multi-device BN", "🌐", "multi-device", "Per-replica vs synchronized statistics."
+        "pages/multi_device.py",
+        "Multi-device BN",
+        "🌐",
+        "multi-device",
+        "Per-replica vs synchronized statistics.",
+        3,
     ),
 )

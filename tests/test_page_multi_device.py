@@ -1,0 +1,126 @@
+"""Multi-device BN page in AppTest: real worker launches behind every number, clear messages for bad input.
+
+Each distinct config is one launch of worker processes (seconds); the default view is
+cached for the whole test process, so most tests reuse it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bn_core.distributed import DistributedRunError
+from tests.helpers import alerts, assert_clean, charts, open_page
+from ui import multi_device as ui
+
+PAGE = "pages/multi_device.py"
+
+
+def _markdown(at, phrase: str) -> str:
+    return next(m.value for m in at.markdown if phrase in m.value)
+
+
+def _gaps(at) -> tuple[float, float]:
+    """(per-replica, synchronized) largest μ_B gap between ranks, as the page states them."""
+    text = _markdown(at, "differed by up to")
+    per, sync = re.findall(r"\*\*([0-9.e+-]+)\*\*", text)[:2]
+    return float(per), float(sync)
+
+
+def _equivalence(at):
+    return next(df.value for df in at.dataframe if "dgamma" in getattr(df.value, "columns", []))
+
+
+@pytest.fixture(scope="module")
+def default_page():
+    at = open_page(PAGE)
+    assert_clean(at)
+    return at
+
+
+def test_default_view_runs_real_workers_and_shows_every_section(default_page):
+    at = default_page
+    assert len(charts(at)) == 3  # statistics, all-reduce volume, time per step
+    per, sync = _gaps(at)
+    assert per > 0.01 and sync == 0.0
+    eq = _equivalence(at)
+    assert (eq.loc["synchronized BN"] < 1e-6).all()
+    assert eq.loc["per-replica BN", "y"] > 1e-2
+    assert any("nn.SyncBatchNorm" in c.value and "GPU" in c.value for c in at.caption)
+    cost = _markdown(at, "bytes** per step")
+    assert "4,096 bytes" in cost and "4 calls" in cost  # 2 BN layers × 64 channels × 32 bytes
+    assert any("Turn on the sweep" in a for a in alerts(at, "info"))
+    assert len(at.get("download_button")) == 1
+    assert at.query_params["W"] == "2" and at.query_params["b"] == "4"
+
+
+def test_switching_the_layer_reuses_the_run(default_page):
+    at = default_page
+    at.radio(key="multi:layer").set_value(2).run()
+    assert_clean(at)
+    assert "layer 2's μ_B" in _markdown(at, "differed by up to")
+    assert at.query_params["layer"] == "2"
+    at.radio(key="multi:layer").set_value(1).run()
+
+
+def test_detection_like_preset_scatters_the_statistics_more():
+    at = open_page(PAGE)
+    per_default, _ = _gaps(at)
+    at.selectbox(key="multi:preset").set_value("Detection-like: 2 images per replica").run()
+    assert_clean(at)
+    assert at.query_params["b"] == "2" and at.query_params["preset"].startswith("Detection")
+    per_small, sync_small = _gaps(at)
+    assert sync_small == 0.0 and per_small > per_default  # 2 examples per rank: noisier statistics
+    assert len(charts(at)) == 3
+
+
+def test_one_image_per_replica_is_refused_with_a_reason(default_page):
+    at = default_page
+    at.select_slider(key="multi:b").set_value(1.0).run()
+    assert_clean(at)
+    assert any("needs ≥ 2 images per replica" in e for e in alerts(at, "error"))
+    assert not charts(at)
+    at.select_slider(key="multi:b").set_value(4.0).run()
+    assert len(charts(at)) == 3
+
+
+def test_sweep_trains_every_size_and_variant():
+    at = open_page(PAGE, query={"sweep": "1", "seeds": "1", "epochs": "1"})
+    assert_clean(at)
+    assert len(charts(at)) == 4
+    table = next(df.value for df in at.dataframe if "global_batch" in getattr(df.value, "columns", []))
+    assert list(table.index) == [2, 4, 8, 16]
+    assert list(table["global_batch"]) == [4, 8, 16, 32]
+    assert table["steps"].iloc[0] > table["steps"].iloc[-1]  # same epochs: small batches take more steps
+    assert "At 2 images per replica" in _markdown(at, "images per replica: per-replica BN")
+    assert len(at.get("download_button")) == 2
+
+
+def test_tampered_url_is_clamped_with_visible_notices():
+    query = {"W": "0", "b": "5", "steps": "abc", "layer": "7", "sweep": "maybe", "bogus": "1"}
+    at = open_page(PAGE, query=query)
+    assert_clean(at)
+    notes = " ".join(alerts(at, "warning"))
+    for phrase in ("clamped to 2", "nearest value 4", "not a finite number", "not one of", "true/false", "bogus"):
+        assert phrase in notes, phrase
+    assert at.query_params["W"] == "2" and at.query_params["b"] == "4" and at.query_params["steps"] == "150"
+    assert len(charts(at)) == 3
+
+
+def test_url_round_trips_to_the_same_numbers(default_page):
+    params = {k: default_page.query_params[k] for k in default_page.query_params}
+    again = open_page(PAGE, query=params)
+    assert_clean(again)
+    assert _gaps(again) == _gaps(default_page)
+    assert _equivalence(again).equals(_equivalence(default_page))
+
+
+def test_a_failed_launch_becomes_a_clear_message():
+    def failing(cfg, progress):
+        raise DistributedRunError("Rank 1 failed: RuntimeError: boom", "traceback …")
+
+    with pytest.raises(ValueError, match=r"failed and were all stopped\. Rank 1 failed"):
+        ui._launch(failing, None, None)
+    assert ui._LAUNCH_SLOT.acquire(blocking=False)  # the slot was released
+    ui._LAUNCH_SLOT.release()
