@@ -30,8 +30,9 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
     st.altair_chart(ui.stats_chart(result, layer))
     st.markdown(ui.stats_sentence(result, layer, W))
     st.caption(
-        "Unit 0 of the layer. Dashed: the statistics of all ranks' examples pooled, which is exactly "
-        "what synchronized BN normalizes with. Click a rank in the legend to highlight it."
+        "Unit 0 of the layer. Rank 0 is drawn wide, the others thin: with synchronized BN they lie on top of "
+        "each other. Dashed: all ranks' examples pooled, which is exactly what synchronized BN normalizes with. "
+        "Click a rank in the legend to highlight it."
     )
 
     st.subheader("2 · Synchronized BN is BN of the global batch")

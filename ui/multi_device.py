@@ -135,8 +135,9 @@ def cost_sentence(r: StatsResult) -> str:
     return (
         f"Synchronized BN all-reduces **{bn['bytes']:,.0f} bytes** per step in **{bn['calls']:.0f} calls**, "
         f"against {grads['bytes']:,.0f} bytes of gradients in {grads['calls']:.0f} call: "
-        f"{bn['bytes'] / grads['bytes']:.0%} more data, but {bn['calls'] / grads['calls']:.0f}× more "
-        "round trips, each waiting for the slowest rank. In this run a synchronized step took "
+        f"{bn['bytes'] / grads['bytes']:.0%} more data, but {bn['calls'] + grads['calls']:.0f} all-reduces per "
+        f"step instead of {grads['calls']:.0f}, each a round trip that waits for the slowest rank. "
+        "In this run a synchronized step took "
         f"**{r.overhead:.2f}×** as long as a per-replica step ({ms['sync']:.2f} vs {ms['per_replica']:.2f} ms, "
         f"medians, interleaved step by step; {r.backend} on {r.device}, {r.cpu_count} cores)."
     )
@@ -159,28 +160,38 @@ def _labels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(variant=frame["variant"].map(VARIANT_LABELS))
 
 
-def stats_chart(r: StatsResult, layer: int) -> alt.FacetChart:
-    """Every rank's μ_B and σ²_B per step; columns: per-replica vs synchronized; rows: the statistic."""
+STAT_LABELS = {"mu_B": "μ_B", "var_B": "σ²_B"}
+
+
+def stats_chart(r: StatsResult, layer: int) -> alt.VConcatChart:
+    """Every rank's μ_B (top) and σ²_B (bottom) per step; columns: per-replica vs synchronized BN.
+
+    Within a row both columns share the y scale, so the scatter is comparable. Rank 0 is drawn
+    wide and the others thin, so ranks that coincide (synchronized BN) show as a line inside a line.
+    """
     data = _labels(r.stats[r.stats["layer"] == layer])
     ranks = sorted(s for s in data["series"].unique() if s != "pooled")
-    colors = alt.Scale(domain=[*ranks, "pooled"], range=[*charts.PALETTE[: len(ranks)], "#212529"])
+    domain = [*ranks, "pooled"]
+    colors = alt.Scale(domain=domain, range=[*charts.PALETTE[: len(ranks)], "#212529"])
     pick = alt.selection_point(fields=["series"], bind="legend")
-    return (
-        alt.Chart(data)
-        .mark_line(strokeWidth=1.5)
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title=None),
-            color=alt.Color("series:N", title="rank", scale=colors),
-            strokeDash=alt.condition("datum.series == 'pooled'", alt.value([4, 3]), alt.value([1, 0])),
-            opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
-            tooltip=["variant:N", "series:N", "step:Q", "metric:N", alt.Tooltip("value:Q", format=".4g")],
+    rows = []
+    for metric, label in STAT_LABELS.items():
+        base = alt.Chart(data[data["metric"] == metric], title=label).mark_line()
+        rows.append(
+            base.encode(
+                x=alt.X("step:Q", title="step"),
+                y=alt.Y("value:Q", title=None),
+                color=alt.Color("series:N", title="rank", scale=colors),
+                strokeWidth=alt.condition("datum.series == 'rank 0'", alt.value(3.5), alt.value(1.2)),
+                strokeDash=alt.condition("datum.series == 'pooled'", alt.value([4, 3]), alt.value([1, 0])),
+                opacity=alt.condition(pick, alt.value(0.85), alt.value(0.1)),
+                tooltip=["variant:N", "series:N", "step:Q", alt.Tooltip("value:Q", format=".4g", title=label)],
+            )
+            .add_params(pick)
+            .properties(width=330, height=140)
+            .facet(column=alt.Column("variant:N", title=None))
         )
-        .add_params(pick)
-        .properties(width=330, height=150)
-        .facet(row=alt.Row("metric:N", title=None), column=alt.Column("variant:N", title=None))
-        .resolve_scale(y="independent")
-    )
+    return alt.vconcat(*rows)
 
 
 def sweep_chart(s: SweepResult) -> alt.LayerChart:
@@ -213,12 +224,12 @@ def _bars(data: pd.DataFrame, x: str, color: str, x_title: str, tips: list) -> a
         alt.Chart(data)
         .mark_bar()
         .encode(
-            y=alt.Y("variant:N", title=None),
+            y=alt.Y("variant:N", title=None, axis=alt.Axis(labelOverlap=False)),
             x=alt.X(f"{x}:Q", title=x_title, stack="zero"),
             color=alt.Color(f"{color}:N", scale=alt.Scale(range=charts.PALETTE[1:])),
             tooltip=["variant:N", f"{color}:N", *tips],
         )
-        .properties(height=130)
+        .properties(height=150)
     )
 
 
