@@ -77,6 +77,7 @@ __all__ = [
     "FIG1_STEPS",
     "FIG1_TARGET_ACC",
     "variant_label",
+    "validate_config",
     "stream_seed",
 ]
 
@@ -382,7 +383,13 @@ def _fit_model(model_cfg: ModelConfig, split: DataSplit) -> ModelConfig:
     return replace(model_cfg, image_shape=split.image_shape, n_classes=split.n_classes)
 
 
-def _validate(cfg: TrainConfig) -> None:
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise ``ValueError`` with every problem of ``cfg`` in plain words (pages can show the message).
+
+    Checks what can be checked without data: optimizer, lr, step counts, seed, dtype,
+    and batch norm with a batch of 1. Data-dependent checks (batch larger than the
+    training set, the CNN on non-image data) happen when :func:`train` loads the data.
+    """
     problems = []
     if cfg.optimizer not in OPTIMIZERS:
         problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
@@ -584,7 +591,7 @@ def train(
     Raises:
         ValueError: an invalid config (unknown optimizer, lr ≤ 0, BN with batch 1, …).
     """
-    _validate(cfg)
+    validate_config(cfg)
     started = time.perf_counter()
     run = _setup(cfg, data, norm_factory)
     _record_layers(run, 0)
