@@ -115,6 +115,8 @@ class CommMeter:
         """Sum ``t`` over the group, in place, and count the cost."""
         start = time.perf_counter()
         dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+        if t.is_cuda:
+            torch.cuda.synchronize(t.device)  # NCCL returns before the data has moved
         self.seconds += time.perf_counter() - start
         self.calls += 1
         self.bytes += t.numel() * t.element_size()
@@ -183,7 +185,7 @@ def sync_batch_norm_backward(
     dgamma = (dy * cache.x_hat).sum(dim=dims)  # (C,)  local Σ dy·x_hat
     sums = torch.stack([dbeta, dgamma])  # (2, C)
     if group is not None:
-        sums = (meter or CommMeter()).all_reduce(sums.clone(), group)  # (2, C)  global sums
+        (meter or CommMeter()).all_reduce(sums, group)  # (2, C)  global sums (stack made a new tensor)
     scale = cache.gamma * cache.inv_std / M  # (C,)
     dx = _per_channel(scale, dy) * (
         M * dy - _per_channel(sums[0], dy) - cache.x_hat * _per_channel(sums[1], dy)
@@ -259,7 +261,7 @@ class SyncManualBatchNorm(ManualBatchNorm):
         gamma, beta = self._gamma_beta(x)
         if not (self.training or not self.track_running_stats):
             return batch_norm_inference(x, self.running_mean, self.running_var, gamma, beta, self.eps)
-        group = self._group()
+        group = self._group() if self.training else None  # like nn.SyncBatchNorm: never sync outside training
         if group is None:
             check_train_batch(x)  # synchronized, one value per rank is fine: the global count decides
         y, mu_B, var_B, M = _SyncBatchNormFunction.apply(x, gamma, beta, self.eps, group, self.meter)

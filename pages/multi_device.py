@@ -17,7 +17,8 @@ step by step side by side.
 
 with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
     ui.controls()
-    result = common.run(ui.compute_stats, ui.stats_config(), label="Starting the worker processes…")
+    cfg = ui.stats_config()
+    result = common.run(ui.compute_stats, cfg, label="Starting the worker processes…")
     if result is None:
         st.stop()
     W = ui.STATE["W"]
@@ -27,7 +28,7 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
     st.subheader("1 · Each rank's batch statistics")
     widgets.choice(ui.STATE, "layer", "BN layer", style="radio")
     layer = ui.STATE["layer"]
-    st.altair_chart(ui.stats_chart(result, layer))
+    st.vega_lite_chart(ui.stats_spec(cfg, layer))
     st.markdown(ui.stats_sentence(result, layer, W))
     st.caption(
         "Unit 0 of the layer. Rank 0 is drawn wide, the others thin: with synchronized BN they lie on top of "
@@ -43,7 +44,7 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
         r"\Big(M\,\frac{\partial L}{\partial y_i} - \sum_{\rm all} \frac{\partial L}{\partial y}"
         r" - \hat{x}_i \sum_{\rm all} \frac{\partial L}{\partial y}\hat{x}\Big)"
     )
-    per_rank = min(int(ui.STATE["b"]), 8)
+    per_rank = result.check_per_rank
     st.markdown(
         f"The same random float64 batch, split over the {W} ranks ({per_rank} examples each), through the "
         f"hand-written synchronized BN, vs one process running `ManualBatchNorm` on all {W * per_rank} "
@@ -59,11 +60,12 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
     st.subheader("3 · Accuracy vs images per replica")
     ui.sweep_controls()
     if ui.STATE["sweep"]:
-        sweep = common.run(ui.compute_sweep, ui.sweep_config(), label="Training 4 sizes × 3 variants…")
+        sweep_cfg = ui.sweep_config()
+        sweep = common.run(ui.compute_sweep, sweep_cfg, label="Training 4 sizes × 3 variants…")
         if sweep is not None:
-            st.altair_chart(ui.sweep_chart(sweep), width="stretch")
+            st.vega_lite_chart(ui.sweep_spec(sweep_cfg), width="stretch")
             st.markdown(ui.sweep_sentence(sweep))
-            st.dataframe(ui.sweep_table(sweep).style.format(precision=3))
+            st.dataframe(ui.sweep_table(sweep).style.format(precision=3).format("{:.4f}", subset=["lr"]))
             st.caption(ui.SWEEP_NOTE)
             common.download_csv(sweep.accuracy, "multi_device_sweep.csv", "⬇️ Download the accuracies (CSV)")
     else:
@@ -71,8 +73,9 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
 
     st.subheader("4 · What synchronizing costs")
     left, right = st.columns(2)
-    left.altair_chart(ui.volume_chart(result), width="stretch")
-    right.altair_chart(ui.time_chart(result), width="stretch")
+    volume_spec, time_spec = ui.cost_specs(cfg)
+    left.vega_lite_chart(volume_spec, width="stretch")
+    right.vega_lite_chart(time_spec, width="stretch")
     st.markdown(ui.cost_sentence(result))
     st.markdown(
         "**When is it worth it?** When each device holds only a few images: detection and segmentation "

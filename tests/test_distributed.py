@@ -260,6 +260,13 @@ def test_launch_reports_how_it_ran_and_leaves_no_worker(four_ranks):
     assert not [pid for pid in four_ranks.pids if _alive(pid)]
 
 
+def test_same_seed_gives_bitwise_identical_results():
+    cfg = DistConfig(world_size=2, images_per_replica=(3,), steps=6, eval_every=3, variants=("per_replica", "sync"))
+    first, second = launch(cfg), launch(cfg)
+    for name in ("stats", "curves", "accuracy"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_exact=True)
+
+
 # ---------------------------------------------------------------------------
 # Failures: every worker is stopped, the error is reported
 # ---------------------------------------------------------------------------

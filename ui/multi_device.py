@@ -79,6 +79,24 @@ def compute_sweep(cfg: SweepConfig, _progress=None) -> SweepResult:
     return _launch(run_sweep, cfg, _progress)
 
 
+# Chart specs are cached too: building and validating the Altair charts cost more than
+# everything else in a rerun (switching the layer, or 30 students arriving at once).
+@st.cache_data(max_entries=32, show_spinner=False)
+def stats_spec(cfg: StatsConfig, layer: int) -> dict:
+    return stats_chart(compute_stats(cfg), layer).to_dict()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cost_specs(cfg: StatsConfig) -> tuple[dict, dict]:
+    result = compute_stats(cfg)
+    return volume_chart(result).to_dict(), time_chart(result).to_dict()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sweep_spec(cfg: SweepConfig) -> dict:
+    return sweep_chart(compute_sweep(cfg)).to_dict()
+
+
 # -- controls -----------------------------------------------------------------------
 
 
@@ -175,35 +193,34 @@ def stats_chart(r: StatsResult, layer: int) -> alt.VConcatChart:
     colors = alt.Scale(domain=domain, range=[*charts.PALETTE[: len(ranks)], "#212529"])
     pick = alt.selection_point(fields=["series"], bind="legend")
     rows = []
-    for metric, label in STAT_LABELS.items():
+    for k, (metric, label) in enumerate(STAT_LABELS.items()):
         base = alt.Chart(data[data["metric"] == metric], title=label).mark_line()
-        rows.append(
-            base.encode(
-                x=alt.X("step:Q", title="step"),
-                y=alt.Y("value:Q", title=None),
-                color=alt.Color("series:N", title="rank", scale=colors),
-                strokeWidth=alt.condition("datum.series == 'rank 0'", alt.value(3.5), alt.value(1.2)),
-                strokeDash=alt.condition("datum.series == 'pooled'", alt.value([4, 3]), alt.value([1, 0])),
-                opacity=alt.condition(pick, alt.value(0.85), alt.value(0.1)),
-                tooltip=["variant:N", "series:N", "step:Q", alt.Tooltip("value:Q", format=".4g", title=label)],
-            )
-            .add_params(pick)
-            .properties(width=330, height=140)
-            .facet(column=alt.Column("variant:N", title=None))
+        line = base.encode(
+            x=alt.X("step:Q", title="step"),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("series:N", title="rank", scale=colors),
+            strokeWidth=alt.condition("datum.series == 'rank 0'", alt.value(3.5), alt.value(1.2)),
+            strokeDash=alt.condition("datum.series == 'pooled'", alt.value([4, 3]), alt.value([1, 0])),
+            opacity=alt.condition(pick, alt.value(0.85), alt.value(0.1)),
+            tooltip=["variant:N", "series:N", "step:Q", alt.Tooltip("value:Q", format=".4g", title=label)],
         )
+        line = line.add_params(pick) if k == 0 else line  # declared once; the second row reads it
+        rows.append(line.properties(width=330, height=140).facet(column=alt.Column("variant:N", title=None)))
     return alt.vconcat(*rows)
 
 
 def sweep_chart(s: SweepResult) -> alt.LayerChart:
+    """Mean final test accuracy per size and variant, with the lowest–highest bar over seeds and ranks."""
     data = _labels(s.summary)
+    sizes = sorted(int(b) for b in data["images_per_replica"].unique())
     band = (
         alt.Chart(data)
         .mark_errorbar(thickness=2)
         .encode(
-            x=alt.X("images_per_replica:Q", scale=alt.Scale(type="log", base=2)),
+            x=alt.X("images_per_replica:Q", scale=alt.Scale(type="log", base=2), axis=alt.Axis(values=sizes)),
             y=alt.Y("lo:Q", title="test accuracy"),
             y2="hi:Q",
-            color=alt.Color("variant:N", scale=alt.Scale(range=charts.PALETTE), legend=None),
+            color=alt.Color("variant:N", scale=alt.Scale(range=charts.PALETTE)),
         )
     )
     lines = charts.lines(
