@@ -1,0 +1,216 @@
+"""Remedies for small or non-i.i.d. batches, as drop-in norm layers: Ghost BN and Batch Renormalization.
+
+Both are ``nn.Module`` s with the buffers of ``nn.BatchNorm*`` (``running_mean``,
+``running_var``, ``num_batches_tracked``) and the parameters ``weight`` = γ, ``bias`` = β,
+so they plug into :func:`bn_core.models.build_model` through ``norm_factory`` and into
+:func:`bn_core.train.train`. Both normalize with the hand-written forward and backward of
+:mod:`bn_core.functional` (Algorithm 1 of arXiv:1502.03167); only the *which values*
+and *what is added afterwards* differ.
+
+* **Ghost BN** (Hoffer, Hubara & Soudry 2017, arXiv:1705.08741, §4): the optimization
+  batch of N examples is cut into N/g "ghost" batches of g examples, and each is
+  normalized with its own statistics. The normalization batch (g) is separate from the
+  optimization batch (N). With g = N it is exactly BN.
+* **Batch Renormalization** (Ioffe 2017, arXiv:1702.03275, Algorithm 1): normalize with
+  the batch statistics, then correct toward the running ones,
+  ``x̂ = (x − μ_B)/σ_B · r + d`` with ``r = clip(σ_B/σ, 1/r_max, r_max)`` and
+  ``d = clip((μ_B − μ)/σ, −d_max, d_max)``, where r and d are constants for the backward
+  pass (stop-gradient). Unclipped, ``x̂ = (x − μ)/σ``: training sees the same
+  normalization as inference. With ``r_max = 1, d_max = 0`` it is exactly BN.
+
+Conventions (shared with :class:`bn_core.layers.ManualBatchNorm`): ``var_B`` is biased
+(÷m) in the forward pass; ``running_var`` holds the unbiased estimate and is updated as
+``(1 − momentum)·old + momentum·batch``. Batch Renorm's σ is ``sqrt(running_var + ε)``
+and σ_B is ``sqrt(var_B + ε)``. (The paper keeps a moving average of σ itself; keeping
+σ² instead makes ``r_max = 1, d_max = 0`` equal BN in eval mode too, and the buffers load
+into ``nn.BatchNorm*``.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bn_core.functional import (
+    BNCache,
+    batch_norm_backward,
+    batch_norm_forward,
+    batch_norm_inference,
+    check_train_batch,
+    update_running_stats,
+    values_per_channel,
+)
+
+__all__ = ["GhostBatchNorm", "BatchRenorm", "normalize"]
+
+
+class _Normalize(torch.autograd.Function):
+    """x → x̂ = (x − μ_B)/sqrt(σ²_B + ε) per channel; backward = the hand-written BN backward with γ = 1."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, eps: float):
+        ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
+        x_hat, cache = batch_norm_forward(x, ones, torch.zeros_like(ones), eps)
+        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu, cache.var, cache.inv_std, ones)
+        ctx.eps = eps
+        mu_B, var_B = cache.mu.detach(), cache.var.detach()
+        ctx.mark_non_differentiable(mu_B, var_B)
+        return x_hat, mu_B, var_B
+
+    @staticmethod
+    def backward(ctx, dx_hat: Tensor, _dmu: Tensor, _dvar: Tensor):
+        x_mu, x_hat, mu, var, inv_std, ones = ctx.saved_tensors
+        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu, var=var, inv_std=inv_std, gamma=ones, eps=ctx.eps)
+        dx, _dgamma, _dbeta = batch_norm_backward(dx_hat, cache)
+        return dx, None
+
+
+def normalize(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 1-3 of Algorithm 1 with the hand-written gradient: ``(x_hat, mu_B, var_B)``.
+
+    ``x`` is ``(N, C, *S)``; ``mu_B`` and the biased ``var_B`` are ``(C,)`` and carry no gradient.
+    """
+    return _Normalize.apply(x, eps)
+
+
+def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+    return v.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+class _RunningStatsNorm(nn.Module):
+    """What Ghost BN and Batch Renorm share with BN: γ, β, running statistics, the eval path."""
+
+    def __init__(self, num_features: int, eps: float, momentum: float | None) -> None:
+        super().__init__()
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}.")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features))  # γ
+        self.bias = nn.Parameter(torch.zeros(num_features))  # β
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"Expected input (N, {self.num_features}, *spatial), got shape {tuple(x.shape)}.")
+
+    def _affine(self, x_hat: Tensor) -> Tensor:
+        """y = γ·x̂ + β."""
+        return torch.addcmul(_per_channel(self.bias, x_hat), _per_channel(self.weight, x_hat), x_hat)
+
+    def _inference(self, x: Tensor) -> Tensor:
+        return batch_norm_inference(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
+
+    @torch.no_grad()
+    def _update(self, mu_B: Tensor, var_B: Tensor, n: int) -> None:
+        """One EMA step toward ``mu_B`` and the unbiased ``var_B·n/(n − 1)`` (``var_B`` is biased, over n values)."""
+        self.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        new_mean, new_var = update_running_stats(self.running_mean, self.running_var, mu_B, var_B, n, momentum)
+        self.running_mean.copy_(new_mean)
+        self.running_var.copy_(new_var)
+
+
+class GhostBatchNorm(_RunningStatsNorm):
+    """BN whose statistics come from ghost batches of ``ghost_batch_size`` examples (arXiv:1705.08741).
+
+    Args:
+        num_features: C.
+        ghost_batch_size: g, examples per normalization batch; must divide the batch N
+            in train mode. g = N is plain BN.
+        eps, momentum: as :class:`bn_core.layers.ManualBatchNorm`.
+
+    Train mode: the N examples are split, in order, into N/g ghost batches; each is
+    normalized with its own μ_B, σ²_B (over its g examples and all spatial positions).
+    The running statistics take one EMA step per forward pass, toward the *average* of
+    the ghost batches' μ_B and unbiased σ²_B, so they move as fast per step as BN's.
+    Eval mode: the running statistics, exactly like BN.
+    """
+
+    def __init__(
+        self, num_features: int, ghost_batch_size: int, eps: float = 1e-5, momentum: float | None = 0.1
+    ) -> None:
+        super().__init__(num_features, eps, momentum)
+        if ghost_batch_size < 1:
+            raise ValueError(f"The ghost batch size must be at least 1, got {ghost_batch_size}.")
+        self.ghost_batch_size = ghost_batch_size
+
+    def _ghost_layout(self, x: Tensor) -> Tensor:
+        """(N, C, *S) → (g, (N/g)·C, *S): each ghost batch's channels become separate channels."""
+        N, C, g = x.shape[0], x.shape[1], self.ghost_batch_size
+        if N % g != 0:
+            raise ValueError(
+                f"The ghost batch size g={g} must divide the batch size N={N}: "
+                f"{N} examples cannot be cut into batches of {g}."
+            )
+        return x.reshape(N // g, g, C, *x.shape[2:]).transpose(0, 1).reshape(g, (N // g) * C, *x.shape[2:])
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        if not self.training:
+            return self._inference(x)
+        N, C, g = x.shape[0], x.shape[1], self.ghost_batch_size
+        ghosts = self._ghost_layout(x)  # (g, (N/g)·C, *S)
+        check_train_batch(ghosts)
+        x_hat_g, mu_B, var_B = normalize(ghosts, self.eps)  # per (ghost batch, channel)
+        rest = x.shape[2:]
+        x_hat = x_hat_g.reshape(g, N // g, C, *rest).transpose(0, 1).reshape(x.shape)  # (N, C, *S)
+        m = values_per_channel(ghosts)  # g·H·W values per ghost statistic
+        self._update(mu_B.view(N // g, C).mean(0), var_B.view(N // g, C).mean(0), m)
+        return self._affine(x_hat)
+
+    def extra_repr(self) -> str:
+        g = self.ghost_batch_size
+        return f"{self.num_features}, ghost_batch_size={g}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchRenorm(_RunningStatsNorm):
+    """Batch Renormalization (Ioffe 2017, arXiv:1702.03275), with the hand-written BN gradient.
+
+    Args:
+        num_features: C.
+        r_max: ≥ 1; r is clipped to [1/r_max, r_max]. 1 keeps r = 1.
+        d_max: ≥ 0; d is clipped to [−d_max, d_max]. 0 keeps d = 0.
+        eps, momentum: as :class:`bn_core.layers.ManualBatchNorm`.
+
+    Train mode, per channel (σ = sqrt(running_var + ε), σ_B = sqrt(σ²_B + ε))::
+
+        r = clip(σ_B / σ, 1/r_max, r_max)          # no gradient
+        d = clip((μ_B − μ) / σ, −d_max, d_max)     # no gradient
+        x̂ = (x − μ_B) / σ_B · r + d
+        y = γ·x̂ + β
+
+    then the running statistics take their EMA step (after r and d are computed, as in
+    the paper). Eval mode: the running statistics, exactly like BN.
+    """
+
+    def __init__(
+        self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, eps: float = 1e-5, momentum: float | None = 0.1
+    ) -> None:
+        super().__init__(num_features, eps, momentum)
+        if not r_max >= 1.0 or not d_max >= 0.0:
+            raise ValueError(f"Batch Renorm needs r_max ≥ 1 and d_max ≥ 0, got r_max={r_max}, d_max={d_max}.")
+        self.r_max, self.d_max = float(r_max), float(d_max)
+
+    def correction(self, mu_B: Tensor, var_B: Tensor) -> tuple[Tensor, Tensor]:
+        """``(r, d)``, each ``(C,)``, for this batch's μ_B and biased σ²_B against the running statistics."""
+        sigma_B = torch.sqrt(var_B + self.eps)  # (C,)
+        sigma = torch.sqrt(self.running_var + self.eps)  # (C,)
+        r = torch.clamp(sigma_B / sigma, 1.0 / self.r_max, self.r_max)  # (C,)
+        d = torch.clamp((mu_B - self.running_mean) / sigma, -self.d_max, self.d_max)  # (C,)
+        return r.detach(), d.detach()  # stop-gradient: constants for the backward pass
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        if not self.training:
+            return self._inference(x)
+        check_train_batch(x)
+        u, mu_B, var_B = normalize(x, self.eps)  # (x − μ_B)/σ_B
+        r, d = self.correction(mu_B, var_B)
+        x_hat = torch.addcmul(_per_channel(d, u), u, _per_channel(r, u))  # u·r + d
+        self._update(mu_B, var_B, values_per_channel(x))
+        return self._affine(x_hat)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, r_max={self.r_max}, d_max={self.d_max}, eps={self.eps}, momentum={self.momentum}"
