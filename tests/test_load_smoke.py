@@ -1,0 +1,71 @@
+"""The load harness, small: 5 concurrent sessions on Normalization Steps, in both modes.
+
+``python -m bench.load --quick`` does the same from the command line. The full run
+(30 sessions, every page) is a benchmark, not a test: see docs/load.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from bench.common import Result
+from bench.load import merge_results, parse_args, percentile, run_batch
+from bench.load_drivers import NOT_FOUND
+from ui.nav import PAGES
+
+STEPS = next(p for p in PAGES if p.url_path == "normalization-steps")
+HAS_BROWSER = bool(shutil.which("chromium") or shutil.which("chromium-browser"))
+
+
+def _smoke(mode: str):
+    import asyncio
+
+    # generous bounds: this box is shared, and 5 Chromium contexts on 2 cores are slow when it is busy
+    opts = parse_args(["--quick", "--session-timeout", "60"])
+    return asyncio.run(run_batch(STEPS, mode, opts.sessions, opts, budget_s=75))
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("mode", ["agent", "playwright"])
+def test_five_concurrent_sessions_render_and_interact(mode):
+    if mode == "playwright" and not HAS_BROWSER and os.environ.get("BN_REQUIRE_BROWSER") != "1":
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    batch = _smoke(mode)
+    problems = sorted({p for r in batch.results for p in r.problems})
+    assert len(batch.results) == 5
+    for r in batch.results:  # every session rendered the page, then rendered it again after the new seed
+        assert r.open_s is not None and r.open_s > 0, problems
+        assert r.interact_s is not None and r.interact_s > 0, problems
+    assert batch.tracebacks == 0, batch.log_tail
+    # the measurement itself: a server that imported torch and ran the page used CPU and memory
+    assert batch.server_cpu_s > 0.5
+    assert 100 < batch.server_peak_rss_mb < 2000
+    if problems and all(NOT_FOUND in p or "does not seem to exist" in p for p in problems):
+        # A real bug the harness found (Chromium only: the agent API does not report it). It stays visible as
+        # an xfail until app.py's page files move out of pages/; then this test passes as it is.
+        pytest.xfail(f"known: on a fresh server, deep links show a {NOT_FOUND!r} dialog (docs/load.md, finding 1)")
+    assert batch.errors == 0, problems + batch.log_tail
+
+
+def test_percentile_matches_linear_interpolation():
+    assert percentile([], 95) is None
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert percentile(list(map(float, range(1, 21))), 95) == pytest.approx(19.05)  # numpy.percentile's value
+
+
+def test_merge_keeps_other_results(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(
+        json.dumps({"machine": {"cpu_count": 2}, "quick": False, "results": {"steps_rerun_ms": {"value": 1}}})
+    )
+    merge_results([Result("load_agent_errors", 0, "sessions", goal=0)], path)
+    record = json.loads(path.read_text())
+    assert record["machine"] == {"cpu_count": 2} and record["quick"] is False
+    assert record["results"]["steps_rerun_ms"] == {"value": 1}
+    assert record["results"]["load_agent_errors"]["met"] is True
