@@ -1,0 +1,157 @@
+"""The loss landscape along the gradient (Santurkar et al. 2018, arXiv:1805.11604, §3.1, Fig. 4).
+
+At checkpoints during training, at the current weights w with gradient g = ∇L(w) on a fixed
+batch, step along −g with several step sizes η (a grid from ½× to 4× the learning rate) and
+measure, for each η:
+
+* ``loss``: L(w − ηg), whose spread over η is the "loss landscape" band (Fig. 4a);
+* ``grad_diff``: ‖∇L(w) − ∇L(w − ηg)‖, "gradient predictiveness" (Fig. 4b): how far the
+  gradient one would compute after the step is from the one the step followed;
+* ``beta``: ‖∇L(w) − ∇L(w − ηg)‖ / ‖ηg‖, the gradient's change per unit of distance; its
+  maximum over η is the "effective β-smoothness" (Fig. 4c): a local Lipschitz constant of
+  the gradient along the direction training moves in.
+
+Every probe is a train-mode forward/backward on the fixed batch with
+:func:`torch.func.functional_call` on parameter copies and cloned buffers: the BN layers
+use the batch's statistics, as in training, and the trained model's running statistics
+are never touched. g and the gradients are over every parameter (weights, biases, γ, β).
+
+Sources: Santurkar et al. 2018, arXiv:1805.11604.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from bn_core.experiments.why import (
+    digits,
+    flat_norm,
+    initial_model,
+    loss_and_grads,
+    net_config,
+    probe_params,
+    sub_progress,
+)
+from bn_core.train import FIG1_LR, Progress, StepContext, TrainResult, concat_results, fixed_rows, train
+
+__all__ = ["LandscapeConfig", "LandscapeResult", "run_landscape", "probe_landscape", "eta_factors", "BAND_METRICS"]
+
+BAND_METRICS = ("loss", "grad_diff", "beta")
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """A BN net and a plain net; the landscape is probed at ``checkpoints`` evenly spaced steps."""
+
+    lr: float = FIG1_LR  # SGD step size for both nets; η runs from ½× to 4× this
+    steps: int = 300  # optimizer updates
+    checkpoints: int = 10  # probed steps: 0 (init) and evenly spaced up to ``steps``
+    n_eta: int = 8  # step sizes η, log-spaced from lr/2 to 4·lr
+    depth: int = 3  # hidden layers
+    activation: str = "sigmoid"  # sigmoid, tanh or relu
+    seed: int = 0  # init and batch order
+
+
+@dataclass(frozen=True, eq=False)
+class LandscapeResult:
+    """``probes``: step, variant, eta, metric, value. ``bands``: step, variant, metric, lo, hi (over η)."""
+
+    probes: pd.DataFrame
+    bands: pd.DataFrame  # for "beta" hi is the effective β-smoothness
+    curves: pd.DataFrame  # the engine's curves
+    summary: pd.DataFrame  # variant, metric, mean band width (hi − lo) and mean hi over the checkpoints
+    status: dict[str, str]
+
+
+def eta_factors(n_eta: int) -> np.ndarray:
+    """η / lr: ``n_eta`` log-spaced factors from ½ to 4 (Santurkar et al.: 0.05 … 0.4 for lr 0.1)."""
+    if n_eta < 2:
+        raise ValueError(f"Need at least 2 step sizes η (got {n_eta}).")
+    return np.geomspace(0.5, 4.0, n_eta)
+
+
+def probe_landscape(model: nn.Module, x: Tensor, y: Tensor, etas: np.ndarray) -> list[tuple[float, str, float]]:
+    """(eta, metric, value) rows at the model's current weights, on the batch (x, y)."""
+    params, buffers = probe_params(model)
+    _, g = loss_and_grads(model, params, buffers, x, y)
+    g_norm = flat_norm(g.values())
+    values = []
+    for eta in etas:
+        stepped = {n: p - float(eta) * g[n] for n, p in params.items()}  # w − η g
+        loss, g_eta = loss_and_grads(model, stepped, probe_params(model)[1], x, y)
+        diff = flat_norm(g[n] - g_eta[n] for n in g)
+        values.append(torch.stack([loss.double(), diff, diff / (float(eta) * g_norm).clamp_min(1e-300)]))
+    table = torch.stack(values).tolist()  # one sync
+    return [
+        (float(e), m, v) for e, row in zip(etas, table, strict=True) for m, v in zip(BAND_METRICS, row, strict=True)
+    ]
+
+
+class _LandscapeHook:
+    """``on_step``: probe the landscape after the updates listed in ``at``."""
+
+    def __init__(self, at: set[int], x: Tensor, y: Tensor, etas: np.ndarray) -> None:
+        self.at, self.x, self.y, self.etas = at, x, y, etas
+        self.rows: list[tuple[int, float, str, float]] = []
+
+    def probe(self, model: nn.Module, step: int) -> None:
+        x, y = self.x.to(next(model.parameters()).device), self.y.to(next(model.parameters()).device)
+        self.rows += [(step, *row) for row in probe_landscape(model, x, y, self.etas)]
+
+    def __call__(self, ctx: StepContext) -> None:
+        if ctx.step in self.at:
+            self.probe(ctx.model, ctx.step)
+
+
+def _bands(probes: pd.DataFrame) -> pd.DataFrame:
+    grouped = probes.groupby(["step", "variant", "metric"], as_index=False, sort=False)["value"]
+    return grouped.agg(lo="min", hi="max")
+
+
+def _summary(bands: pd.DataFrame) -> pd.DataFrame:
+    width = bands.assign(width=bands["hi"] - bands["lo"])
+    return width.groupby(["variant", "metric"], as_index=False, sort=False).agg(
+        mean_width=("width", "mean"), mean_hi=("hi", "mean")
+    )
+
+
+def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> LandscapeResult:
+    """Train BN and no BN; probe the landscape at the checkpoints (step 0 = init included).
+
+    The fixed batch is the first 60 (the training batch size) rows of the engine's probe
+    batch: the same examples for both nets and every checkpoint.
+    """
+    if not 2 <= cfg.checkpoints <= cfg.steps:
+        raise ValueError(f"Use 2 … {cfg.steps} checkpoints (got {cfg.checkpoints}).")
+    etas = cfg.lr * eta_factors(cfg.n_eta)
+    at = {int(s) for s in np.linspace(0, cfg.steps, cfg.checkpoints).round()}
+    split = digits()
+    runs: dict[str, TrainResult] = {}
+    frames = []
+    common = {"lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seed, "depth": cfg.depth, "activation": cfg.activation}
+    for i, (name, norm) in enumerate((("no BN", "none"), ("BN", "batch"))):
+        train_cfg = net_config(norm, variant=name, record_layers=False, record_grads=False, **common)
+        rows = fixed_rows(train_cfg, split)[0][: train_cfg.batch_size]
+        hook = _LandscapeHook(at - {0}, split.x_train[rows], split.y_train[rows], etas)
+        runs[name] = train(train_cfg, data=split, progress=sub_progress(progress, i, 2, name), on_step=hook)
+        if 0 in at:  # on_step never sees the init: probe the model train() started from
+            hook.probe(initial_model(train_cfg, split), 0)
+        frame = pd.DataFrame(hook.rows, columns=["step", "eta", "metric", "value"])
+        frame.insert(1, "variant", name)
+        frames.append(frame)
+    probes = pd.concat(frames, ignore_index=True).astype({"step": "int64", "eta": "float64", "value": "float64"})
+    probes = probes.sort_values(["variant", "step", "metric", "eta"], kind="stable", ignore_index=True)
+    bands = _bands(probes)
+    curves, _ = concat_results(list(runs.values()))
+    return LandscapeResult(
+        probes=probes,
+        bands=bands,
+        curves=curves,
+        summary=_summary(bands),
+        status={n: r.status for n, r in runs.items()},
+    )
