@@ -94,7 +94,6 @@ __all__ = [
 ]
 
 VARIANTS = ("per_replica", "sync", "group")  # "sync_torch" (nn.SyncBatchNorm) is added on CUDA
-BN_VARIANTS = ("per_replica", "sync", "sync_torch")
 Progress = Callable[[float, str], None]
 
 
@@ -263,7 +262,7 @@ class SyncManualBatchNorm(ManualBatchNorm):
             return batch_norm_inference(x, self.running_mean, self.running_var, gamma, beta, self.eps)
         group = self._group() if self.training else None  # like nn.SyncBatchNorm: never sync outside training
         if group is None:
-            check_train_batch(x)  # synchronized, one value per rank is fine: the global count decides
+            check_train_batch(x)  # local statistics; synchronized ones only need M > 1 over all ranks (below)
         y, mu_B, var_B, M = _SyncBatchNormFunction.apply(x, gamma, beta, self.eps, group, self.meter)
         if int(M) <= 1:
             raise ValueError("Synchronized BN needs more than 1 value per channel over all ranks together.")
@@ -549,7 +548,9 @@ def _equivalence(rank: int, world_size: int, b: int, seed: int, device: torch.de
             layer.bias.copy_(inputs["beta"])
         x = inputs["x"][rows].clone().requires_grad_()
         y = layer(x)
-        y.backward(inputs["dy"][rows])
+        # Σ y·dy has gradient dy. Why not y.backward(dy): a non-scalar backward imports
+        # torch.fx's symbolic shapes, 1.5–2.5 s of every fresh worker's start-up.
+        (y * inputs["dy"][rows]).sum().backward()
         grads = {"y": y, "dx": x.grad, "dgamma": layer.weight.grad, "dbeta": layer.bias.grad}
         buffers = {"running_mean": layer.running_mean, "running_var": layer.running_var}
         found[name] = {k: _numpy(v) for k, v in {**grads, **buffers}.items()}
@@ -944,7 +945,7 @@ def _equivalence_frame(cfg: DistConfig, results: dict[int, dict]) -> Any:
         reference.bias.copy_(inputs["beta"])
     x = inputs["x"].clone().requires_grad_()
     y = reference(x)
-    y.backward(inputs["dy"])
+    (y * inputs["dy"]).sum().backward()  # gradient dy, as in the workers
     want = {"y": y, "dx": x.grad, "dgamma": reference.weight.grad, "dbeta": reference.bias.grad}
     want |= {"running_mean": reference.running_mean, "running_var": reference.running_var}
     rows = []

@@ -69,7 +69,9 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
             st.caption(ui.SWEEP_NOTE)
             common.download_csv(sweep.accuracy, "multi_device_sweep.csv", "⬇️ Download the accuracies (CSV)")
     else:
-        st.info("Turn on the sweep to train 12 networks per seed on real workers (about half a minute).")
+        st.info(
+            "Turn on the sweep to train 4 sizes × 3 variants per seed on real workers (a progress bar shows how far)."
+        )
 
     st.subheader("4 · What synchronizing costs")
     left, right = st.columns(2)
