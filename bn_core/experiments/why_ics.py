@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from bn_core.experiments.why import loss_and_grads, net_config, probe_params, sub_progress, weight_names
-from bn_core.train import FIG1_LR, Progress, StepContext, TrainResult, concat_results, train
+from bn_core.train import Progress, StepContext, TrainResult, concat_results, train
 
 __all__ = ["ICSConfig", "ICSResult", "run_ics", "ics_of_step", "ICS_METRICS"]
 
@@ -39,11 +39,11 @@ ICS_METRICS = ("l2", "cos", "rel_l2")
 class ICSConfig:
     """A BN net and a plain net, trained with the same init, batches and step size."""
 
-    lr: float = FIG1_LR  # SGD step size for both nets
+    lr: float = 0.3  # SGD step size for both nets (0.3: both ReLU nets train; the Fig. 1 sigmoid net uses 2.0)
     steps: int = 200  # optimizer updates
     every: int = 10  # measure ICS every this many steps (≥ 2: the hook needs the step before)
     depth: int = 3  # hidden layers (Fig. 1 net: 3)
-    activation: str = "sigmoid"  # sigmoid, tanh or relu
+    activation: str = "relu"  # sigmoid, tanh or relu (the Fig. 1 net: sigmoid)
     seed: int = 0  # init and batch order
 
 

@@ -37,7 +37,7 @@ from bn_core.experiments.why import (
     probe_params,
     sub_progress,
 )
-from bn_core.train import FIG1_LR, Progress, StepContext, TrainResult, concat_results, fixed_rows, train
+from bn_core.train import Progress, StepContext, TrainResult, concat_results, fixed_rows, train
 
 __all__ = ["LandscapeConfig", "LandscapeResult", "run_landscape", "probe_landscape", "eta_factors", "BAND_METRICS"]
 
@@ -48,12 +48,12 @@ BAND_METRICS = ("loss", "grad_diff", "beta")
 class LandscapeConfig:
     """A BN net and a plain net; the landscape is probed at ``checkpoints`` evenly spaced steps."""
 
-    lr: float = FIG1_LR  # SGD step size for both nets; η runs from ½× to 4× this
-    steps: int = 300  # optimizer updates
+    lr: float = 0.3  # SGD step size for both nets; η runs from ½× to 4× this
+    steps: int = 200  # optimizer updates
     checkpoints: int = 10  # probed steps: 0 (init) and evenly spaced up to ``steps``
     n_eta: int = 8  # step sizes η, log-spaced from lr/2 to 4·lr
     depth: int = 3  # hidden layers
-    activation: str = "sigmoid"  # sigmoid, tanh or relu
+    activation: str = "relu"  # sigmoid, tanh or relu (ReLU, like Santurkar et al.'s VGG)
     seed: int = 0  # init and batch order
 
 
