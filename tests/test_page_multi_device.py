@@ -15,6 +15,7 @@ from tests.helpers import alerts, assert_clean, charts, open_page
 from ui import multi_device as ui
 
 PAGE = "pages/multi_device.py"
+LAUNCH_TIMEOUT = 400  # a run that starts worker processes can be slow when the machine is loaded
 
 
 def _markdown(at, phrase: str) -> str:
@@ -34,7 +35,7 @@ def _equivalence(at):
 
 @pytest.fixture(scope="module")
 def default_page():
-    at = open_page(PAGE)
+    at = open_page(PAGE, timeout=LAUNCH_TIMEOUT)
     assert_clean(at)
     return at
 
@@ -65,7 +66,7 @@ def test_switching_the_layer_reuses_the_run(default_page):
 
 
 def test_detection_like_preset_scatters_the_statistics_more():
-    at = open_page(PAGE)
+    at = open_page(PAGE, timeout=LAUNCH_TIMEOUT)
     per_default, _ = _gaps(at)
     at.selectbox(key="multi:preset").set_value("Detection-like: 2 images per replica").run()
     assert_clean(at)
@@ -86,7 +87,7 @@ def test_one_image_per_replica_is_refused_with_a_reason(default_page):
 
 
 def test_sweep_trains_every_size_and_variant():
-    at = open_page(PAGE, query={"sweep": "1", "seeds": "1", "epochs": "1"})
+    at = open_page(PAGE, query={"sweep": "1", "seeds": "1", "epochs": "1"}, timeout=LAUNCH_TIMEOUT)
     assert_clean(at)
     assert len(charts(at)) == 4
     table = next(df.value for df in at.dataframe if "global_batch" in getattr(df.value, "columns", []))
