@@ -48,7 +48,7 @@ with common.page(ui.STATE, "🎲 Batch-Size Sensitivity", INTRO):
         if ui.is_ready(cfg, "run"):
             sweep = common.run(ui.compute_sweep, cfg, label=f"Training {ui.network_count(cfg)} networks…")
             if sweep is not None:
-                for note in sweep.notes:
+                for note in (*sweep.notes, *ui.divergence_notes(sweep.runs)):
                     st.warning(note)
                 left, right = st.columns([3, 1])
                 left.vega_lite_chart(ui.sweep_spec(cfg), width="stretch")

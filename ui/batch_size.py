@@ -14,6 +14,7 @@ from bn_core.experiments.batch_size import (
     PAPER_TABLE,
     POPULATIONS,
     TRAIN_MODE_SUFFIX,
+    VARIANT_LABELS,
     BatchOfOneResult,
     NoiseConfig,
     NoiseResult,
@@ -338,6 +339,16 @@ def jitter_sentence(r: NoiseResult) -> str:
         f"from {j.loc[sizes[-1], 'p05']:.3f} to {j.loc[sizes[-1], 'p95']:.3f}. At m = 1 it is always "
         f"{j.loc[1, 'p50']:.0f}; at m = 2 it is ±1 whatever x is."
     )
+
+
+def divergence_notes(runs: pd.DataFrame) -> list[str]:
+    """One line per diverged network: "BN at B = 2, seed 1: diverged at step 17"."""
+    bad = runs[runs["diverged_at"].notna() & runs["metric"].eq("test_error")]
+    return [
+        f"{VARIANT_LABELS[r.variant]} at B = {r.batch_size}, seed {r.seed}: diverged at step {r.diverged_at} "
+        "(left out of the means; lower the learning rate)"
+        for r in bad.itertuples()
+    ]
 
 
 def _error_at(s: SweepResult, series: str, batch: int) -> float:
