@@ -54,7 +54,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import spawn as mp_spawn
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -73,6 +73,9 @@ from bn_core.functional import (
 )
 from bn_core.layers import ManualBatchNorm, default_groups, make_norm
 from bn_core.models import CNNConfig, MLPConfig, build_model
+
+if TYPE_CHECKING:  # pandas only for the annotations: the workers import this module and never need it
+    import pandas as pd
 
 __all__ = [
     "CommMeter",
@@ -713,13 +716,13 @@ class DistResult:
     """What a launch returns: long-format DataFrames, plus how it ran. ``rank`` columns are 0 … W−1."""
 
     config: DistConfig
-    curves: Any  # DataFrame: images_per_replica, seed, variant, rank, step, metric (loss | test_acc), value
-    stats: Any  # DataFrame: images_per_replica, seed, variant, rank, step, layer, metric (mu_B | var_B), value
-    accuracy: Any  # DataFrame: images_per_replica, seed, variant, rank, value (final test accuracy)
-    timing: Any  # DataFrame: images_per_replica, seed, variant, rank, metric, value: median ms per step of
+    curves: pd.DataFrame  # images_per_replica, seed, variant, rank, step, metric (loss | test_acc), value
+    stats: pd.DataFrame  # images_per_replica, seed, variant, rank, step, layer, metric (mu_B | var_B), value
+    accuracy: pd.DataFrame  # images_per_replica, seed, variant, rank, value (final test accuracy)
+    timing: pd.DataFrame  # images_per_replica, seed, variant, rank, metric, value: median ms per step of
     #   step_ms (the whole update), compute_ms, bn_allreduce_ms, grad_allreduce_ms
-    comm: Any  # DataFrame: images_per_replica, seed, variant, kind, calls_per_step, bytes_per_step, …
-    equivalence: Any  # DataFrame: variant, quantity, max_abs_diff (vs one process over W·b), or None
+    comm: pd.DataFrame  # images_per_replica, seed, variant, kind, calls_per_step, bytes_per_step, …
+    equivalence: pd.DataFrame | None  # variant, quantity, max_abs_diff (vs one process over W·b)
     backend: str  # gloo or nccl
     device: str  # rank 0's device
     torch_sync_note: str | None  # what nn.SyncBatchNorm said on this device (CPU: its refusal)
@@ -933,7 +936,7 @@ def _run_rows(rank: int, run: dict, cfg: DistConfig) -> dict[str, list]:
     return rows
 
 
-def _equivalence_frame(cfg: DistConfig, results: dict[int, dict]) -> Any:
+def _equivalence_frame(cfg: DistConfig, results: dict[int, dict]) -> pd.DataFrame:
     """Every rank's shard put back together vs one process over the whole global batch (float64)."""
     import pandas as pd
 
