@@ -133,17 +133,24 @@ def interleaved_times(
     """Median wall time (s) and all times of each function, called in turn every round.
 
     Alternating the candidates in the same rounds keeps a shared, noisy machine from
-    favouring whichever would have run last. Work is done without gradients.
+    favouring whichever would have run last. The garbage collector is paused while timing
+    (a full collection in a large process costs more than all the forward passes), and
+    work is done without gradients.
     """
     times: dict[str, list[float]] = {name: [] for name in fns}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for fn in fns.values():
-                fn()
-        gc.collect()
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                for fn in fns.values():
+                    fn()
+            for _ in range(rounds):
+                for name, fn in fns.items():
+                    start = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - start)
+    finally:
+        if was_enabled:
+            gc.enable()
     return {name: (statistics.median(ts), ts) for name, ts in times.items()}

@@ -53,13 +53,23 @@ LABS = {
     "lag": "EMA lag",
 }
 
+
+def _momentum_key(m: float | None) -> str:
+    """The widget/URL text of a momentum: "0.1", …, "None". A selectbox cannot hold None as a value:
+    Streamlit reads a None in session state as "nothing selected"."""
+    return "None" if m is None else f"{m:g}"
+
+
+MOMENTUM_KEYS = tuple(_momentum_key(m) for m in MOMENTA)
+MOMENTUM_OF = dict(zip(MOMENTUM_KEYS, MOMENTA, strict=True))
+
 STATE = PageState(
     "inference",
     [
-        Field("m", DEFAULTS.momentum, "choice", choices=MOMENTA, label="BN momentum"),
+        Field("m", _momentum_key(DEFAULTS.momentum), "choice", choices=MOMENTUM_KEYS, label="BN momentum"),
         Field("lr", DEFAULTS.lr, "float", LR_GRID[0], LR_GRID[-1], choices=LR_GRID, label="learning rate"),
         Field("B", DEFAULTS.batch_size, "int", 1, 256, label="batch size B"),
-        Field("steps", DEFAULTS.steps, "int", 50, 1000, label="training steps"),
+        Field("steps", DEFAULTS.steps, "int", 50, 600, label="training steps"),
         Field("layer", 1, "choice", choices=tuple(range(1, DEFAULTS.depth + 1)), label="BN layer"),
         Field("j", 0, "int", 0, DEFAULTS.width - 1, label="feature"),
         Field("keras", 0.99, "float", 0.0, 0.999, label="Keras momentum"),
@@ -72,12 +82,12 @@ STATE = PageState(
         Field("fold", "mlp", "choice", choices=FOLD_ARCHS, label="network to fold"),
     ],
     presets={
-        "Class default: PyTorch momentum 0.1": {"m": 0.1, "lr": 0.1, "B": 32, "steps": 300, "lab": "eval"},
-        "Keras default 0.99 (= PyTorch 0.01)": {"m": 0.01, "lr": 0.1, "B": 32, "steps": 300},
-        "Cumulative average (momentum=None)": {"m": None, "lr": 0.1, "B": 32, "steps": 300},
+        "Class default: PyTorch momentum 0.1": {"m": "0.1", "lr": 0.1, "B": 32, "steps": 300, "lab": "eval"},
+        "Keras default 0.99 (= PyTorch 0.01)": {"m": "0.01", "lr": 0.1, "B": 32, "steps": 300},
+        "Cumulative average (momentum=None)": {"m": "None", "lr": 0.1, "B": 32, "steps": 300},
         "Tiny batches (B = 4)": {"B": 4, "n": 4.0, "lab": "eval"},
         "Domain shift and AdaBN": {"lab": "shift", "a": 1.0, "b": 0.5, "noise": 0.0},
-        "EMA lag at a high learning rate": {"m": 0.01, "lr": 0.1, "lab": "lag", "lag_lr": 3.0},
+        "EMA lag at a high learning rate": {"m": "0.01", "lr": 0.1, "lab": "lag", "lag_lr": 3.0},
         "Fold the CNN": {"fold": "cnn"},
     },
 )
@@ -216,7 +226,7 @@ def fold_spec(cfg: InferenceConfig, arch: str) -> dict:
 def controls() -> None:
     widgets.preset_picker(STATE)
     a, b, c, d = st.columns(4)
-    widgets.choice(STATE, "m", "BN momentum (PyTorch)", fmt=momentum_label, where=a)
+    widgets.choice(STATE, "m", "BN momentum (PyTorch)", fmt=lambda k: momentum_label(MOMENTUM_OF[k]), where=a)
     widgets.grid_slider(STATE, "lr", "Learning rate (SGD)", where=b)
     widgets.slider(STATE, "B", "Batch size B", where=c)
     widgets.slider(STATE, "steps", "Training steps", step=50, where=d)
@@ -224,7 +234,11 @@ def controls() -> None:
 
 def config() -> InferenceConfig:
     return InferenceConfig(
-        momentum=STATE["m"], batch_size=int(STATE["B"]), lr=float(STATE["lr"]), steps=int(STATE["steps"]), seed=seed()
+        momentum=MOMENTUM_OF[STATE["m"]],
+        batch_size=int(STATE["B"]),
+        lr=float(STATE["lr"]),
+        steps=int(STATE["steps"]),
+        seed=seed(),
     )
 
 
