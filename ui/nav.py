@@ -45,6 +45,7 @@ PAGES: tuple[PageInfo, ...] = (
         "🔁",
         "train-vs-inference",
         "Running statistics, eval(), and classic bugs.",
+        6,
     ),
     PageInfo("pages/why.py", "Why BN Works", "🧭", "why-bn-works", "Internal covariate shift vs a smoother landscape."),
     PageInfo(
