@@ -16,7 +16,12 @@ forward *and* backward (no autograd graph):
 * Optimizers: SGD, SGD with momentum, Adam, written for stacked parameters with a
   per-configuration learning rate of shape ``(K, 1, 1)``; same formulas as ``torch.optim``.
 
-BN-on and BN-off configurations are two stacks ("groups") trained side by side.
+BN-on and BN-off configurations are two stacks ("groups") trained side by side. With BN
+right after the linear map, that map's bias is cancelled by the mean subtraction (its
+true gradient is 0), so the sweep does not add or update it during training; it still
+enters the running mean and evaluation exactly as in :func:`bn_core.train.train`.
+(``torch.optim.Adam`` in float32 moves such a bias on rounding noise alone; the sweep
+keeps it fixed, one reason float32 records agree only approximately.)
 
 **Divergence.** Every operation is independent across k, so a NaN in one configuration
 cannot reach another. A configuration whose loss turns NaN/inf at step t is marked
@@ -144,6 +149,9 @@ class _Stack:
         self.gamma, self.beta = [torch.ones(K, 1, F) for _ in range(L)], [torch.zeros(K, 1, F) for _ in range(L)]
         self.running_mean = [torch.zeros(K, 1, F) for _ in range(L)]
         self.running_var = [torch.ones(K, 1, F) for _ in range(L)]
+        # BN right after the linear map subtracts the batch mean, so that layer's bias cancels exactly
+        # (its true gradient is 0): skip it, and its matmul becomes a plain bmm. The head keeps its bias.
+        self.hidden_bias = not (bn and self.placement == "before")
         self.lr = torch.tensor([cfg.points[i].lr for i in ids], dtype=torch.float64).view(K, 1, 1)
         self.schedule = schedule  # (K, steps, B)
         self.n_batches = 0  # BN batches seen, for momentum=None (cumulative average)
@@ -154,7 +162,23 @@ class _Stack:
     # -- bookkeeping ---------------------------------------------------------
 
     def params(self) -> list[Tensor]:
-        return [*self.W, *self.b, *self.gamma, *self.beta]
+        """The trained tensors, in the order :meth:`backward` returns their gradients."""
+        biases = self.b if self.hidden_bias else self.b[-1:]
+        return [*self.W, *biases, *self.gamma, *self.beta]
+
+    def _affine(self, layer: int, h: Tensor, train: bool) -> Tensor:
+        """``h @ W + b`` for ``h`` (K, N, in), or a shared ``h`` (N, in) broadcast over K.
+
+        Training skips a hidden bias that BN cancels; evaluation keeps it, because the
+        running mean it is compared with includes it (see :meth:`_bn_train`).
+        """
+        with_bias = self.hidden_bias or not train or layer == self.n_layers
+        if h.dim() == 2:
+            z = torch.matmul(h, self.W[layer])  # (K, N, out)
+            return z.add_(self.b[layer]) if with_bias else z
+        if with_bias:
+            return torch.baddbmm(self.b[layer], h, self.W[layer])
+        return torch.bmm(h, self.W[layer])
 
     def to(self, device: torch.device, dtype: torch.dtype) -> _Stack:
         for name in self._STACKED:
@@ -183,7 +207,8 @@ class _Stack:
         y = torch.addcmul(self.beta[layer], self.gamma[layer], x_hat)  # (K, B, F)  step 4: γ·x̂ + β
         m = z.shape[1]
         momentum = 1.0 / self.n_batches if self.momentum is None else self.momentum
-        self.running_mean[layer] = torch.lerp(self.running_mean[layer], mu_B, momentum)
+        mean_z = mu_B if self.hidden_bias else mu_B + self.b[layer]  # the mean of z with its bias, as in train()
+        self.running_mean[layer] = torch.lerp(self.running_mean[layer], mean_z, momentum)
         self.running_var[layer] = torch.lerp(self.running_var[layer], var_B * (m / (m - 1)), momentum)  # unbiased
         return y, (x_hat, inv_std)
 
@@ -206,8 +231,7 @@ class _Stack:
         if train and self.bn:
             self.n_batches += 1
         for layer in range(self.n_layers):
-            z = torch.baddbmm(self.b[layer], h, self.W[layer]) if h.dim() == 3 else torch.matmul(h, self.W[layer])
-            z = z if h.dim() == 3 else z.add_(self.b[layer])
+            z = self._affine(layer, h, train)
             if self.placement == "before":
                 u, bn_cache = self._normalize(layer, z, train)
                 a = act_fn(u)
@@ -217,7 +241,7 @@ class _Stack:
                 h_next, bn_cache = self._normalize(layer, a, train)
             cache.append((h, bn_cache, a))
             h = h_next
-        return torch.baddbmm(self.b[-1], h, self.W[-1]), [*cache, (h, None, None)]
+        return self._affine(self.n_layers, h, train), [*cache, (h, None, None)]
 
     # -- backward --------------------------------------------------------------
 
@@ -230,30 +254,30 @@ class _Stack:
         dx_centred = torch.sub(dy, torch.addcmul(dbeta, x_hat, dgamma), alpha=1.0 / m)  # (K, B, F)
         return dx_centred * (self.gamma[layer] * inv_std), dgamma, dbeta
 
+    def _through_block(self, layer: int, dh: Tensor, bn_cache, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """From ∂ℓ/∂(block output) to ∂ℓ/∂z (the linear output), and dgamma, dbeta (0 without BN)."""
+        act_bwd = _ACT_BACKWARD[self.act]
+        if self.placement == "before":  # z → BN → act
+            du = act_bwd(dh, a)
+            return self._bn_backward(layer, du, bn_cache) if self.bn else (du, 0, 0)
+        da, dgamma, dbeta = self._bn_backward(layer, dh, bn_cache) if self.bn else (dh, 0, 0)  # z → act → BN
+        return act_bwd(da, a), dgamma, dbeta
+
     def backward(self, dlogits: Tensor, cache: list[tuple]) -> list[Tensor]:
-        """Gradients in the order of :meth:`params` for ``dlogits`` (K, B, C)."""
-        act_bwd, L = _ACT_BACKWARD[self.act], self.n_layers
+        """Gradients in the order of :meth:`params` for ``dlogits`` (K, B, C), head first, down to layer 1."""
+        L = self.n_layers
         dW, db, dgamma, dbeta = [None] * (L + 1), [None] * (L + 1), [None] * L, [None] * L
         dz = dlogits
         for layer in reversed(range(L + 1)):
-            h_in = cache[layer][0]
-            dW[layer] = torch.bmm(h_in.transpose(1, 2), dz)  # (K, in, out)
-            db[layer] = dz.sum(dim=1, keepdim=True)  # (K, 1, out)
-            if layer == 0:
-                break
-            dh = torch.bmm(dz, self.W[layer].transpose(1, 2))  # (K, B, in): gradient wrt the layer below's output
-            _, bn_cache, a = cache[layer - 1]
-            if self.placement == "before":
-                du = act_bwd(dh, a)
-                dz, dgamma[layer - 1], dbeta[layer - 1] = (
-                    self._bn_backward(layer - 1, du, bn_cache) if self.bn else (du, 0, 0)
-                )
-            else:
-                da, dgamma[layer - 1], dbeta[layer - 1] = (
-                    self._bn_backward(layer - 1, dh, bn_cache) if self.bn else (dh, 0, 0)
-                )
-                dz = act_bwd(da, a)
-        return [*dW, *db, *(dgamma if self.bn else []), *(dbeta if self.bn else [])]
+            dW[layer] = torch.bmm(cache[layer][0].transpose(1, 2), dz)  # (K, in, out)  hᵀ @ dz
+            if layer == L or self.hidden_bias:
+                db[layer] = dz.sum(dim=1, keepdim=True)  # (K, 1, out)
+            if layer > 0:
+                dh = torch.bmm(dz, self.W[layer].transpose(1, 2))  # (K, B, in)  dz @ Wᵀ
+                _, bn_cache, a = cache[layer - 1]
+                dz, dgamma[layer - 1], dbeta[layer - 1] = self._through_block(layer - 1, dh, bn_cache, a)
+        norm_grads = [*dgamma, *dbeta] if self.bn else []
+        return [*dW, *(d for d in db if d is not None), *norm_grads]
 
     # -- optimizer ---------------------------------------------------------------
 
