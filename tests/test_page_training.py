@@ -1,0 +1,247 @@
+"""Training Comparison page in AppTest: real training behind every chart, every control wired, bad input explained.
+
+The default view is cached for the whole test process, so the tests that start from it
+reuse one training; the others use short runs (``steps=50``) unless the claim needs more.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import streamlit as st
+
+from tests.helpers import alerts, assert_clean, charts, open_page
+from ui import training as ui
+
+PAGE = "pages/training.py"
+SHORT = {"steps": "50"}
+
+
+def _summary(at):
+    """The per-variant summary table (the one with a status column), indexed by variant."""
+    return next(df.value for df in at.dataframe if "status" in getattr(df.value, "columns", [])).set_index("variant")
+
+
+def _markdown(at, phrase: str) -> str:
+    return next(m.value for m in at.markdown if phrase in m.value)
+
+
+def _spec_steps(at, index: int) -> set[int]:
+    """The distinct steps in one chart's data."""
+    chart = charts(at)[index]
+    rows = [row for d in chart.proto.datasets for row in _rows(d)]
+    return {int(r["step"]) for r in rows if "step" in r}
+
+
+def _rows(dataset) -> list[dict]:
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(dataset.data.data).read_all()
+    return table.to_pylist()
+
+
+@pytest.fixture(scope="module")
+def default_page():
+    at = open_page(PAGE)
+    assert_clean(at)
+    return at
+
+
+def test_default_view_is_fig1_with_every_chart(default_page):
+    at = default_page
+    assert len(charts(at)) == 6  # loss, accuracy, Fig. 1 bands, histograms, gradient norms, saturation
+    summary = _summary(at)
+    assert list(summary.index) == ["BN", "no BN"]
+    assert (summary["status"] == "trained 600 steps").all()
+    assert summary.loc["BN", "steps to 90% test acc"] != "not reached"
+    assert summary.loc["BN", "final_test_acc"] > 0.9 > summary.loc["no BN", "final_test_acc"]
+    assert summary.loc["BN", "band drift, layer 3"] < summary.loc["no BN", "band drift, layer 3"]
+    assert "**BN** reached 90% test accuracy after" in _markdown(at, "test accuracy after")
+    assert len(at.get("download_button")) == 1
+    assert set(ui.STATE.keys) <= set(at.query_params)
+    assert at.query_params["lr"] == "2" and at.query_params["batch"] == "60" and at.query_params["depth"] == "3"
+    assert not alerts(at, "error") and not alerts(at, "warning")
+
+
+def test_layer_band_and_histogram_controls(default_page):
+    at = default_page
+    at.selectbox(key="training:layer").set_value(1).run()
+    at.radio(key="training:band").set_value("pre").run()
+    assert_clean(at)
+    assert "band drift, layer 1" in _summary(at).columns and at.query_params["layer"] == "1"
+    assert "15 / 50 / 85 % percentiles of all units" in charts(at)[2].proto.spec
+    at.multiselect(key="training:snaps").set_value([0, 300, 600]).run()
+    at.radio(key="training:hist").set_value("act").run()
+    assert_clean(at)
+    assert at.query_params["snaps"] == "0,300,600" and at.query_params["hist"] == "act"
+    assert _spec_steps(at, 3) == {0, 300, 600}
+    assert "activation output" in charts(at)[3].proto.spec
+    for key, value in (("layer", 3), ("band", "unit"), ("hist", "pre")):
+        getattr(at, "selectbox" if key == "layer" else "radio")(key=f"training:{key}").set_value(value).run()
+
+
+def test_higher_learning_rate_preset_stalls_the_plain_net_only():
+    at = open_page(PAGE)
+    at.selectbox(key="training:preset").set_value("Higher learning rate ×5").run()
+    assert_clean(at)
+    assert at.query_params["lr"] == "10" and at.query_params["preset"] == "Higher learning rate ×5"
+    summary = _summary(at)
+    assert summary.loc["BN", "final_test_acc"] > 0.85 and summary.loc["no BN", "final_test_acc"] < 0.2
+    assert len(charts(at)) == 6
+
+
+def test_cnn_preset_trains_the_cnn_and_explains_the_grids():
+    at = open_page(PAGE, query={"preset": "ReLU CNN on digits", **SHORT})
+    assert_clean(at)
+    assert at.query_params["arch"] == "cnn" and at.query_params["act"] == "relu"
+    assert at.selectbox(key="training:layer").options == ["hidden 1", "hidden 2"]
+    assert sum("MLPs only" in a for a in alerts(at, "info")) == 3
+    assert len(charts(at)) == 6
+    assert "outputs exactly 0" in charts(at)[5].proto.spec  # ReLU: dead units instead of saturation
+
+
+def test_a_diverging_learning_rate_is_reported_not_raised():
+    at = open_page(PAGE, query={"act": "relu", "lr": "1000", **SHORT})
+    assert_clean(at)
+    warnings = alerts(at, "warning")
+    assert any("no BN: diverged at step" in w for w in warnings), warnings
+    summary = _summary(at)
+    assert summary.loc["no BN", "status"].startswith("diverged at step")
+    assert len(charts(at)) == 6  # the records up to the divergence are still drawn
+
+
+@pytest.mark.parametrize(
+    ("query", "phrase"),
+    [
+        ({"batch": "1"}, "batch of at least 2"),  # BN on one example
+        ({"data": "moons", "batch": "1024"}, "batch_size must be in 1"),  # larger than the training set
+        ({"arch": "cnn", "data": "moons"}, "image data"),  # the CNN needs 8×8 images
+    ],
+)
+def test_invalid_combinations_get_a_clear_error(query, phrase):
+    at = open_page(PAGE, query={**query, **SHORT})
+    assert_clean(at)
+    assert any(phrase in e for e in alerts(at, "error")), alerts(at)
+    assert not charts(at)
+
+
+def test_tampered_url_is_clamped_with_visible_notices():
+    query = {"lr": "abc", "depth": "-4", "act": "swish", "steps": "77", "bogus": "1", "snaps": "0,x", "seeds": "9"}
+    at = open_page(PAGE, query=query)
+    assert_clean(at)
+    notes = " ".join(alerts(at, "warning"))
+    for phrase in ("not a finite number", "clamped to 1", "swish", "bogus", "nearest value 100", "clamped to 5"):
+        assert phrase in notes, phrase
+    assert at.query_params["depth"] == "1" and at.query_params["steps"] == "100" and at.query_params["lr"] == "2"
+    assert _summary(at)["status"].eq("trained 100 steps").all()
+
+
+def test_layer_beyond_the_depth_is_brought_back():
+    at = open_page(PAGE, query={"depth": "2", "layer": "9", **SHORT})
+    assert_clean(at)
+    assert at.query_params["layer"] == "2" and "band drift, layer 2" in _summary(at).columns
+
+
+def test_the_url_round_trips_to_the_same_numbers():
+    first = open_page(PAGE, query={"lr": "0.5", "init": "3", "layer": "2", "hist": "act", "target": "0.8", **SHORT})
+    assert_clean(first)
+    link = {k: first.query_params[k] for k in first.query_params}
+    assert link["init"] == "3" and link["hist"] == "act" and link["target"] == "0.8"
+    table, views = _summary(first), _views(first)
+    st.cache_data.clear()  # the second session recomputes everything from the link alone
+    second = open_page(PAGE, query=link)
+    assert_clean(second)
+    assert {k: second.query_params[k] for k in second.query_params} == link
+    assert _summary(second).equals(table)
+    assert len(views) == 6 and _views(second) == views
+
+
+def _views(at) -> list[tuple]:
+    """Every chart's spec and data, with Altair's per-process selection numbers taken out."""
+    return [
+        (re.sub(r"param_\d+", "param", c.proto.spec), tuple(d.data.data for d in c.proto.datasets)) for c in charts(at)
+    ]
+
+
+def test_grids_train_and_mark_their_cells():
+    at = open_page(PAGE, query={"seeds": "1", "gsteps": "100", "lr_grid": "1", **SHORT})
+    assert_clean(at)
+    assert len(charts(at)) == 7
+    grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
+    assert len(grid) == 2 * 7 and set(grid["n_seeds"]) == {1}
+    assert "Final test accuracy" in charts(at)[6].proto.spec
+    at.toggle(key="training:init_grid").set_value(True).run()
+    at.toggle(key="training:depth_grid").set_value(True).run()
+    assert_clean(at)
+    assert len(charts(at)) == 9 and at.query_params["depth_grid"] == "1"
+    assert len(at.get("download_button")) == 4  # the run data and one per grid
+
+
+def test_a_diverging_grid_cell_is_marked():
+    at = open_page(PAGE, query={"act": "relu", "seeds": "1", "gsteps": "100", "lr_grid": "1", **SHORT})
+    assert_clean(at)
+    warnings = [w for w in alerts(at, "warning") if "marked ✕" in w]
+    assert len(warnings) == 1 and "no BN at learning rate 300: 1 of 1" in warnings[0], alerts(at)
+    cells = {(r["label"], r["variant"]): r["acc_text"] for r in _all_rows(at, 6)}
+    assert cells[("300", "no BN")] == "✕ diverged" and not cells[("0.1", "BN")].startswith("✕")
+    assert "(first at step " in warnings[0] and ".0)" not in warnings[0]
+
+
+def _all_rows(at, index: int) -> list[dict]:
+    return [row for d in charts(at)[index].proto.datasets for row in _rows(d)]
+
+
+def test_manual_and_torch_backends_agree_in_float64():
+    at = open_page(PAGE, query={"check": "1", "check64": "1", **SHORT})
+    assert_clean(at)
+    diffs = next(df.value for df in at.dataframe if "max_abs_diff" in getattr(df.value, "columns", []))
+    frame = diffs.data if hasattr(diffs, "data") else diffs
+    assert (frame["max_abs_diff"] < 1e-9).all(), frame
+    assert "agree to rounding" in _markdown(at, "Largest difference between the two backends")
+    assert len(charts(at)) == 7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "key", "values"),
+    [
+        ("select_slider", "lr", (1e-4, 1e3)),
+        ("select_slider", "init", (0.01, 100.0)),
+        ("select_slider", "batch", (1.0, 1024.0)),
+        ("select_slider", "width", (8.0, 256.0)),
+        ("slider", "depth", (1, 10)),
+        ("select_slider", "target", (0.5, 0.97)),
+        ("slider", "seeds", (1, 5)),
+        ("select_slider", "gsteps", (100.0, 1000.0)),
+        ("selectbox", "opt", ("momentum", "adam")),
+        ("selectbox", "data", ("spirals", "blobs")),
+        ("selectbox", "place", ("after",)),
+        ("selectbox", "backend", ("torch",)),
+        ("toggle", "ill", (True,)),
+    ],
+)
+def test_every_control_at_its_extremes_keeps_the_page_working(kind, key, values):
+    at = open_page(PAGE, query=SHORT)
+    for value in values:
+        getattr(at, kind)(key=f"training:{key}").set_value(value).run()
+        assert_clean(at)
+        assert charts(at) or alerts(at, "error"), (key, value)
+
+
+@pytest.mark.slow
+def test_the_deep_preset_trains_only_with_bn():
+    at = open_page(PAGE, query={"preset": "Deep sigmoid net, 10 layers"})
+    assert_clean(at)
+    assert at.query_params["depth"] == "10" and at.query_params["layer"] == "10"
+    summary = _summary(at)
+    assert summary.loc["BN", "final_test_acc"] > 0.6 and summary.loc["no BN", "final_test_acc"] < 0.2
+
+
+@pytest.mark.slow
+def test_the_longest_run_on_a_tiny_net():
+    at = open_page(PAGE, query={"depth": "1", "width": "8", **SHORT})
+    at.select_slider(key="training:steps").set_value(2000.0).run()
+    assert_clean(at)
+    assert _summary(at)["status"].eq("trained 2000 steps").all()
+    assert max(_spec_steps(at, 1)) == 2000
