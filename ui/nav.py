@@ -35,6 +35,7 @@ PAGES: tuple[PageInfo, ...] = (
         "📈",
         "training-comparison",
         "Train with and without BN; Ioffe Fig. 1 live.",
+        6,
     ),
     PageInfo(
         "pages/batch_size.py", "Batch-Size Sensitivity", "🎲", "batch-size", "Noisy batch statistics; BN vs GN/LN."
