@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import batch_size as ui
-from ui import common, widgets
+from ui import common
 from ui.sidebar import seed
 
 INTRO = """
@@ -77,7 +77,7 @@ with common.page(ui.STATE, "🎲 Batch-Size Sensitivity", INTRO):
     st.dataframe(one.functional.style.format("{:.3g}"), hide_index=True)
     st.caption(ui.ONE_NOTE)
 
-    widgets.grid_slider(ui.STATE, "niid_b", "Batch size for the non-i.i.d. comparison", fmt="{:.0f}")
+    ui.non_iid_controls()
     niid_cfg = ui.non_iid_config()
     if ui.is_ready(niid_cfg, "niid_run"):
         niid = common.run(ui.compute_non_iid, niid_cfg, label="Training on shuffled and class-sorted batches…")

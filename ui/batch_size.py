@@ -36,7 +36,7 @@ from ui.state import Field, PageState
 POW2 = tuple(float(2**k) for k in range(12))  # 1 … 2048: batch sizes (floats: the URL snaps to this grid)
 M_GRID = tuple(float(2**k) for k in range(3, 11))  # 8 … 1024: largest batch in the noise experiment
 LR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-EPOCH_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+EPOCH_GRID = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 WIDTHS = (16, 32, 48, 64, 96, 128)
 SWEEP_DEFAULT = SweepConfig()
 TOGGLES = {"gn": "group", "ln": "layer", "plain": "none", "ghost": "ghost", "renorm": "renorm"}
@@ -61,7 +61,7 @@ STATE = PageState(
         Field("r_max", 3.0, "float", 1.0, 10.0, label="r_max"),
         Field("d_max", 5.0, "float", 0.0, 10.0, label="d_max"),
         Field("seeds", SWEEP_DEFAULT.n_seeds, "int", 1, 5, label="seeds"),
-        Field("epochs", SWEEP_DEFAULT.epochs, "float", 1, 10, choices=EPOCH_GRID, label="epochs"),
+        Field("epochs", SWEEP_DEFAULT.epochs, "float", 0.5, 10, choices=EPOCH_GRID, label="epochs"),
         Field(
             "lr", SWEEP_DEFAULT.lr, "float", LR_GRID[0], LR_GRID[-1], choices=LR_GRID, label="learning rate at B = 32"
         ),
@@ -205,41 +205,60 @@ def noise_config() -> NoiseConfig:
     )
 
 
+def _stale() -> None:
+    """A training control changed: wait for a click before training the new configuration (unless cached)."""
+    STATE["run"] = False
+    STATE["niid_run"] = False
+
+
+def _pick_preset() -> None:
+    STATE.apply_preset()
+    _stale()
+
+
+SWITCHES = (
+    ("gn", "Group Norm"),
+    ("ln", "Layer Norm"),
+    ("plain", "No norm"),
+    ("ghost", "Ghost BN"),
+    ("renorm", "Batch Renorm"),
+    ("train_eval", "BN in train mode at test"),
+)
+
+
 def sweep_controls() -> None:
-    widgets.preset_picker(STATE)
+    """Preset, training settings and the curve switches. Any change waits for a click to train."""
+    st.selectbox(
+        "Preset",
+        list(STATE.spec("preset").choices),
+        key=STATE.key("preset"),
+        on_change=_pick_preset,
+        help="A preset sets the controls below; you can change any of them afterwards.",
+    )
+    kw = {"on_change": _stale}
     a, b, c, d = st.columns(4)
-    widgets.grid_slider(STATE, "b_min", "Smallest batch B", fmt="{:.0f}", where=a)
-    widgets.grid_slider(STATE, "b_max", "Largest batch B", fmt="{:.0f}", where=b)
-    widgets.slider(STATE, "seeds", "Seeds per point", where=c, help="Seeds s, s+1, … from the global seed s")
-    widgets.grid_slider(STATE, "epochs", "Epochs (every B)", fmt="{:.0f}", where=d)
+    widgets.grid_slider(STATE, "b_min", "Smallest batch B", fmt="{:.0f}", where=a, **kw)
+    widgets.grid_slider(STATE, "b_max", "Largest batch B", fmt="{:.0f}", where=b, **kw)
+    widgets.slider(STATE, "seeds", "Seeds per point", where=c, help="Seeds s, s+1, … from the global seed s", **kw)
+    widgets.grid_slider(STATE, "epochs", "Epochs (every B)", fmt="{:g}", where=d, **kw)
     a, b, c, d = st.columns(4)
-    widgets.grid_slider(STATE, "lr", "Learning rate at B = 32", fmt="{:g}", where=a)
+    widgets.grid_slider(STATE, "lr", "Learning rate at B = 32", fmt="{:g}", where=a, **kw)
     rule_help = "linear: lr × B/32 at batch B (Goyal et al. 2017); constant: the same lr at every B"
-    widgets.choice(STATE, "lr_rule", "Learning-rate rule", style="radio", where=b, help=rule_help)
-    widgets.choice(STATE, "width", "Hidden units per layer", where=c)
-    widgets.number(STATE, "G", "Groups G (group norm)", where=d)
+    widgets.choice(STATE, "lr_rule", "Learning-rate rule", style="radio", where=b, help=rule_help, **kw)
+    widgets.choice(STATE, "width", "Hidden units per layer", where=c, **kw)
+    widgets.number(STATE, "G", "Groups G (group norm)", where=d, **kw)
     st.markdown("**Curves on the chart** (BN is always on)")
-    cols = st.columns(6)
-    for col, (name, label) in zip(
-        cols,
-        [
-            ("gn", "Group Norm"),
-            ("ln", "Layer Norm"),
-            ("plain", "No norm"),
-            ("ghost", "Ghost BN"),
-            ("renorm", "Batch Renorm"),
-            ("train_eval", "BN in train mode at test"),
-        ],
-        strict=True,
-    ):
-        widgets.toggle(STATE, name, label, where=col)
-    if STATE["ghost"] or STATE["renorm"]:
-        a, b, c = st.columns(3)
-        if STATE["ghost"]:
-            widgets.number(STATE, "g", "Ghost batch g (normalization batch)", where=a)
-        if STATE["renorm"]:
-            widgets.slider(STATE, "r_max", "r_max", step=0.1, where=b)
-            widgets.slider(STATE, "d_max", "d_max", step=0.1, where=c)
+    for col, (name, label) in zip(st.columns(len(SWITCHES)), SWITCHES, strict=True):
+        widgets.toggle(STATE, name, label, where=col, **kw)
+    # Always drawn (disabled when unused): a widget that disappears loses its value in Streamlit.
+    a, b, c = st.columns(3)
+    widgets.number(STATE, "g", "Ghost BN: ghost batch g", where=a, disabled=not STATE["ghost"], **kw)
+    widgets.slider(STATE, "r_max", "Batch Renorm: r_max", step=0.1, where=b, disabled=not STATE["renorm"], **kw)
+    widgets.slider(STATE, "d_max", "Batch Renorm: d_max", step=0.1, where=c, disabled=not STATE["renorm"], **kw)
+
+
+def non_iid_controls() -> None:
+    widgets.grid_slider(STATE, "niid_b", "Batch size B for the comparison", fmt="{:.0f}", on_change=_stale)
 
 
 def batch_sizes() -> tuple[int, ...]:

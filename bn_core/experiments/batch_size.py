@@ -173,14 +173,29 @@ def run_noise(cfg: NoiseConfig) -> NoiseResult:
     ms = 2 ** np.arange(int(math.log2(cfg.m_max)) + 1)  # 1, 2, 4, …
     rows, jitter = [], []
     for m in ms:
-        x = pop[rng.integers(0, len(pop), size=(cfg.n_batches, m))]  # (R, m) batches
-        mu_B = x.mean(axis=1)  # (R,)
-        var_B = x.var(axis=1)  # (R,)  biased, as BN
+        mu_B, var_B, x_hat = _sample(pop, int(m), cfg.n_batches, x0, cfg.eps, rng)
         rows.append((m, mu_B.std(), var_B.std()))
-        batch = np.concatenate([np.full((cfg.n_batches, 1), x0), x[:, : m - 1]], axis=1)  # x0 + m − 1 others
-        x_hat = (x0 - batch.mean(axis=1)) / np.sqrt(batch.var(axis=1) + cfg.eps)  # (R,)
         jitter.append((m, *np.quantile(x_hat, QUANTILES), x_hat.mean(), x_hat.std()))
     return _noise_frames(rows, jitter, pop, (mu, sigma2, mu4, x0))
+
+
+def _sample(
+    pop: np.ndarray, m: int, R: int, x0: float, eps: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """μ_B, σ²_B of R batches of m draws, and x̂ of x0 placed in a batch with the first m − 1 of each.
+
+    Drawn in chunks of rows so memory stays near 16 MB whatever R and m are.
+    """
+    mu_B, var_B, x_hat = np.empty(R), np.empty(R), np.empty(R)
+    step = max(1, (1 << 21) // m)
+    for lo in range(0, R, step):
+        hi = min(R, lo + step)
+        x = pop[rng.integers(0, len(pop), size=(hi - lo, m))]  # (rows, m) batches
+        mu_B[lo:hi] = x.mean(axis=1)
+        var_B[lo:hi] = x.var(axis=1)  # biased, as BN
+        batch = np.concatenate([np.full((hi - lo, 1), x0), x[:, : m - 1]], axis=1)  # x0 + m − 1 others
+        x_hat[lo:hi] = (x0 - batch.mean(axis=1)) / np.sqrt(batch.var(axis=1) + eps)
+    return mu_B, var_B, x_hat
 
 
 def _noise_frames(rows: list, jitter: list, pop: np.ndarray, moments: tuple) -> NoiseResult:

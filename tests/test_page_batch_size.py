@@ -1,0 +1,221 @@
+"""Batch-Size Sensitivity page in AppTest: every control group changes the numbers, bad input gets a clear message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import alerts, assert_clean, charts, open_page
+from ui import batch_size as ui
+
+PAGE = "pages/batch_size.py"
+CHEAP = {"seeds": "1", "epochs": "1", "b_min": "16", "b_max": "32"}  # 2 sizes × 1 seed × 1 epoch: ~130 steps
+
+
+@pytest.fixture(autouse=True)
+def _fresh_training_cache():
+    """Training results are shared by every session of a process; start each test without them."""
+    ui.compute_sweep.clear()
+    ui.compute_non_iid.clear()
+    ui._finished.clear()
+    yield
+
+
+def _markdown(at, needle: str) -> str:
+    return next(md.value for md in at.markdown if needle in md.value)
+
+
+def _button(at, label: str):
+    return next(b for b in at.button if label in b.label)
+
+
+def _population(at) -> dict:
+    df = next(d.value for d in at.dataframe if "quantity" in getattr(d.value, "columns", []))
+    return dict(zip(df["quantity"], df["value"], strict=True))
+
+
+def test_default_view_samples_batches_and_waits_for_a_click():
+    at = open_page(PAGE)
+    assert_clean(at)
+    assert len(charts(at)) == 2  # spread vs theory, x̂ jitter
+    assert any(r"\mathrm{Var}(\sigma^2_\mathcal{B})" in el.value for el in at.latex)
+    within = re.search(r"within \*\*(\d+\.\d)%\*\*", _markdown(at, "theory lines"))
+    assert within and float(within.group(1)) < 10.0
+    assert _population(at)["kurtosis μ4/σ⁴"] == pytest.approx(3.0, abs=0.05)
+    assert "72 networks to train" in " ".join(alerts(at, "info"))
+    assert not alerts(at, "error")
+    outcomes = next(d.value for d in at.dataframe if "implementation" in getattr(d.value, "columns", []))
+    assert outcomes["message"].str.contains("Expected more than 1 value per channel when training").any()
+    assert "σ²_B = **0**, x̂ = **0**" in _markdown(at, "Refused")
+    assert len(at.get("download_button")) == 1
+    assert at.selectbox(key="batch:preset").value == "custom"
+
+
+def test_noise_controls_change_the_numbers():
+    at = open_page(PAGE)
+    at.selectbox(key="batch:pop").set_value("heavy outliers").run()
+    assert_clean(at)
+    assert _population(at)["kurtosis μ4/σ⁴"] > 10  # 5 % of values 8σ away: a fat 4th moment
+    at.select_slider(key="batch:m_max").set_value(16.0).run()
+    assert "to m = 16" in _markdown(at, "theory lines")
+    before = _markdown(at, "followed example")
+    at.slider(key="batch:q").set_value(0.5).run()
+    assert _markdown(at, "followed example") != before
+    assert at.query_params["pop"] == "heavy outliers" and at.query_params["q"] == "0.5"
+    at.slider(key="batch:R").set_value(100).run()
+    assert_clean(at)
+    assert len(charts(at)) == 2
+
+
+def test_training_the_sweep_shows_the_chart_the_paper_and_every_number():
+    at = open_page(PAGE, query=CHEAP)
+    assert "8 networks to train" in " ".join(alerts(at, "info"))
+    _button(at, "Train the networks").click().run()
+    assert_clean(at)
+    assert len(charts(at)) == 3
+    assert at.query_params["run"] == "1"
+    sentence = _markdown(at, "Test error (mean over seeds)")
+    for series in ("BN", "GN", "LN", "no norm"):
+        assert f"{series} **" in sentence
+    paper = next(d.value for d in at.dataframe if "BN error %" in getattr(d.value, "columns", []))
+    assert paper["BN error %"].tolist() == [23.6, 23.7, 24.8, 27.3, 34.7]
+    table = next(d.value for d in at.dataframe if "steps" in getattr(d.value, "columns", []))
+    assert table["lr"].tolist() == [pytest.approx(0.025), pytest.approx(0.05)]  # linear: 0.05 × B/32
+    assert "linear scaling" in " ".join(c.value for c in at.caption)
+    assert len(at.get("download_button")) == 2
+
+
+def test_remedies_are_switches_on_the_same_chart():
+    at = open_page(PAGE, query={**CHEAP, "run": "1", "gn": "0", "ln": "0", "plain": "0"})
+    assert len(charts(at)) == 3
+    at.toggle(key="batch:ghost").set_value(True).run()  # a change waits for a click: no surprise training
+    assert len(charts(at)) == 2 and at.query_params["run"] == "0"
+    at.toggle(key="batch:renorm").set_value(True).run()
+    at.toggle(key="batch:train_eval").set_value(True).run()
+    at.number_input(key="batch:g").set_value(8).run()
+    at.slider(key="batch:r_max").set_value(2.0).run()
+    _button(at, "Train the networks").click().run()
+    assert_clean(at)
+    assert len(charts(at)) == 3
+    remedies = " ".join(md.value for md in at.markdown if "test error at B = 16" in md.value)
+    for phrase in ("**Ghost BN**", "g = 8", "**Batch Renorm**", "r_max = 2", "train-mode eval"):
+        assert phrase in remedies
+    sentence = _markdown(at, "Test error (mean over seeds)")
+    assert "Ghost BN **" in sentence and "Batch Renorm **" in sentence and "BN · train-mode eval **" in sentence
+    at.toggle(key="batch:ghost").set_value(False).run()
+    at.toggle(key="batch:ghost").set_value(True).run()
+    assert len(charts(at)) == 3  # back to a trained configuration: shown from the cache without a click
+
+
+def test_preset_switch_sets_the_controls_and_the_lr_rule_is_stated():
+    at = open_page(PAGE)
+    at.selectbox(key="batch:preset").set_value("Remedies at small batches").run()
+    assert_clean(at)
+    assert at.toggle(key="batch:ghost").value and at.toggle(key="batch:renorm").value
+    assert not at.toggle(key="batch:ln").value
+    assert at.query_params["preset"] == "Remedies at small batches"
+    at.selectbox(key="batch:preset").set_value("Constant learning rate").run()
+    assert at.radio(key="batch:lr_rule").value == "constant"
+    assert "at every B (constant)" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"G": "5"}, "group count G=5 must divide the width C=64"),
+        ({"ghost": "1", "g": "3"}, "does not divide B=4"),
+        ({"ghost": "1", "g": "1"}, "must be at least 2"),
+        ({"b_max": "2048"}, "larger than the training set (1,347 examples)"),
+        ({"b_min": "64", "b_max": "8"}, "swap them"),
+    ],
+)
+def test_invalid_combinations_get_a_clear_error_and_the_page_keeps_working(query, message):
+    at = open_page(PAGE, query={**query, "run": "1"})
+    assert_clean(at)
+    assert any(message in e for e in alerts(at, "error")), alerts(at)
+    assert len(charts(at)) == 2  # the noise section still works
+    assert any("Refused" in md.value for md in at.markdown)  # and so does section 4
+
+
+def test_batch_of_one_in_the_sweep_is_explained():
+    at = open_page(PAGE, query={"b_min": "1", "b_max": "2", "seeds": "1", "epochs": "0.5", "ln": "0", "plain": "0"})
+    _button(at, "Train the networks").click().run()
+    assert_clean(at)
+    assert any("cannot train with a batch of 1" in w for w in alerts(at, "warning"))
+    assert len(charts(at)) == 3
+
+
+def test_non_iid_comparison_trains_on_click():
+    at = open_page(PAGE, query={"seeds": "1", "niid_b": "128"})
+    _button(at, "class-sorted").click().run()
+    assert_clean(at)
+    assert len(charts(at)) == 3
+    sentence = _markdown(at, "shuffled → class-sorted")
+    assert "BN:" in sentence and "GN:" in sentence and "Batch Renorm:" in sentence
+    assert at.query_params["niid_run"] == "1" and at.query_params["niid_b"] == "128"
+
+
+def test_tampered_url_is_clamped_with_visible_notices():
+    query = {"R": "999999", "pop": "zipf", "b_min": "3", "lr": "abc", "seeds": "-4", "bogus": "1"}
+    at = open_page(PAGE, query=query)
+    assert_clean(at)
+    notes = " ".join(alerts(at, "warning"))
+    for phrase in ("clamped to 20000", "zipf", "nearest value 4", "not a finite number", "clamped to 1", "bogus"):
+        assert phrase in notes, phrase
+    assert at.query_params["R"] == "20000" and at.query_params["seeds"] == "1"
+
+
+def test_the_url_the_page_wrote_reproduces_the_view():
+    at = open_page(PAGE, query={**CHEAP, "pop": "uniform", "q": "0.3"})
+    _button(at, "Train the networks").click().run()
+    numbers = (_markdown(at, "theory lines"), _markdown(at, "followed example"), _markdown(at, "Test error (mean"))
+    ui._finished.clear()  # the new session must get there from the URL alone
+    again = open_page(PAGE, query=dict(at.query_params))
+    assert_clean(again)
+    assert (
+        _markdown(again, "theory lines"),
+        _markdown(again, "followed example"),
+        _markdown(again, "Test error (mean"),
+    ) == numbers
+
+
+def test_every_control_at_its_extremes_runs_clean():
+    lows = {
+        "R": "100",
+        "m_max": "8",
+        "q": "0.01",
+        "lr": "0.001",
+        "width": "16",
+        "G": "1",
+        "g": "2",
+        "r_max": "1",
+        "d_max": "0",
+        "niid_b": "2",
+        "ghost": "1",
+        "renorm": "1",
+        "train_eval": "1",
+        "lr_rule": "constant",
+    }
+    highs = {
+        "R": "20000",
+        "m_max": "1024",
+        "q": "0.99",
+        "lr": "5",
+        "width": "128",
+        "G": "128",
+        "g": "64",
+        "r_max": "10",
+        "d_max": "10",
+        "niid_b": "256",
+        "ghost": "1",
+        "renorm": "1",
+        "train_eval": "1",
+    }
+    for extreme in (lows, highs):
+        at = open_page(
+            PAGE, query={**extreme, "seeds": "5", "epochs": "10", "b_min": "1024", "b_max": "1024", "run": "1"}
+        )
+        assert_clean(at)
+        assert not [w for w in alerts(at, "warning") if "clamped" in w or "nearest" in w]
+        assert len(charts(at)) == 3, alerts(at)
