@@ -332,8 +332,13 @@ def test_jacrev_agrees_with_autograd_and_bn_couples_the_batch(bn):
 def test_jacobian_experiment_shows_erased_directions_and_vanishing_gradients():
     cfg = JacobianConfig()
     r = run_jacobian(cfg)
-    killed = r.layers[r.layers["metric"] == "killed"].pivot(index="layer", columns="variant", values="value")
-    assert (killed["BN"] >= cfg.width).all() and (killed["no BN"] == 0).all()  # a shift per unit is erased
+    counts = r.layers[r.layers["metric"].isin(["erased", "crushed"])]
+    counts = counts.pivot_table(index="layer", columns=["metric", "variant"], values="value")
+    assert (counts[("erased", "BN")] == cfg.width).all()  # a shift of one unit for the whole batch: exactly 0
+    assert (counts[("crushed", "BN")] == 2 * cfg.width).all()  # and its scale: ≈ 0, only ε keeps it
+    assert (counts[("erased", "no BN")] == 0).all()
+    flagged = r.svals.groupby(["variant", "layer"])["erased"].sum()
+    assert (flagged.loc["BN"] == cfg.width).all() and (flagged.loc["no BN"] == 0).all()
     sv = r.svals.groupby(["variant", "layer"]).size()
     assert (sv == cfg.batch * cfg.width).all()
     g = r.grads.pivot(index="layer", columns="variant", values="value")

@@ -38,7 +38,12 @@ PAGES: tuple[PageInfo, ...] = (
         6,
     ),
     PageInfo(
-        "pages/batch_size.py", "Batch-Size Sensitivity", "🎲", "batch-size", "Noisy batch statistics; BN vs GN/LN."
+        "pages/batch_size.py",
+        "Batch-Size Sensitivity",
+        "🎲",
+        "batch-size",
+        "Noisy batch statistics; BN vs GN/LN.",
+        2,
     ),
     PageInfo(
         "pages/inference.py",
@@ -48,7 +53,9 @@ PAGES: tuple[PageInfo, ...] = (
         "Running statistics, eval(), and classic bugs.",
         6,
     ),
-    PageInfo("pages/why.py", "Why BN Works", "🧭", "why-bn-works", "Internal covariate shift vs a smoother landscape."),
+    PageInfo(
+        "pages/why.py", "Why BN Works", "🧭", "why-bn-works", "Internal covariate shift vs a smoother landscape.", 3
+    ),
     PageInfo(
         "pages/multi_device.py",
         "Multi-device BN",

@@ -11,9 +11,11 @@ hidden layer i ≥ 2 take the Jacobian of its output h_i w.r.t. its input h_{i�
 on the batch mean and variance, so ∂h_i[n] / ∂h_{i−1}[n′] ≠ 0 for n ≠ n′. The Jacobian is
 therefore taken for the whole batch, as an (N·W) × (N·W) matrix (W = width); without BN
 it is block-diagonal (one W × W block per example) and its singular values are those of
-the N per-example Jacobians together. BN's Jacobian has about 2W singular values ≈ 0:
-shifting a unit's pre-activation by the same amount for every example, or scaling it,
-changes nothing after normalization (the scale direction is only ≈ 0 because of ε).
+the N per-example Jacobians together. BN's Jacobian has W singular values that are 0 up
+to rounding: shifting a unit's pre-activation by the same amount for every example changes
+nothing after normalization. W more are tiny: scaling a unit's pre-activations for the
+whole batch changes nothing either, except through ε. ``erased`` counts the first kind
+(below 1e-10 × the largest singular value), ``crushed`` both (below 1e-3 × the largest).
 
 Also recorded: ‖∂L/∂h_i‖ for every layer (cross-entropy of the batch through the head),
 which shows whether the gradient is preserved, vanishes or explodes with depth (Yang et
@@ -43,10 +45,11 @@ from bn_core.experiments.why import digits
 from bn_core.models import MAX_DEPTH, MLP, MLPConfig, build_mlp
 from bn_core.train import Progress
 
-__all__ = ["JacobianConfig", "JacobianResult", "run_jacobian", "layer_fn", "MAX_JACOBIAN_SIZE", "ZERO_SV"]
+__all__ = ["JacobianConfig", "JacobianResult", "run_jacobian", "layer_fn", "MAX_JACOBIAN_SIZE", "ZERO_SV", "TINY_SV"]
 
 MAX_JACOBIAN_SIZE = 1024  # N·W: a (N·W)² Jacobian and its SVD per layer; 1,024 keeps a layer well under a second
-ZERO_SV = 1e-6  # a singular value below this (relative to the layer's largest) counts as a killed direction
+ZERO_SV = 1e-10  # below this × the layer's largest singular value: 0 up to float64 rounding ("erased")
+TINY_SV = 1e-3  # below this × the largest: the direction is shrunk more than 1000× ("crushed")
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class JacobianConfig:
 class JacobianResult:
     """Long-format records; ``variant`` is "no BN" or "BN"."""
 
-    svals: pd.DataFrame  # variant, layer, index, value: every singular value (sorted, largest first)
-    layers: pd.DataFrame  # variant, layer, metric (sv_max, sv_median, sv_min_nonzero, killed, …), value
+    svals: pd.DataFrame  # variant, layer, index, value, erased: every singular value (largest first)
+    layers: pd.DataFrame  # variant, layer, metric (sv_max, sv_p90, sv_median, sv_p10, erased, crushed), value
     grads: pd.DataFrame  # variant, layer (0 = input … depth), metric "grad_norm", value: ‖∂L/∂h_layer‖
 
 
@@ -109,14 +112,17 @@ def _model(cfg: JacobianConfig, bn: bool, split) -> MLP:
 
 
 def _layer_rows(J: Tensor, N: int, W: int) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """All singular values of the (N·W) × (N·W) Jacobian, and its summary (percentiles of the non-erased ones)."""
     s = torch.linalg.svdvals(J.reshape(N * W, -1)).cpu().numpy()  # (N·W,) descending
     alive = s[s > ZERO_SV * s[0]] if s[0] > 0 else s[:0]
+    p10, p50, p90 = np.percentile(alive, [10, 50, 90]) if alive.size else (0.0, 0.0, 0.0)
     stats = [
         ("sv_max", float(s[0])),
-        ("sv_median", float(np.median(alive)) if alive.size else 0.0),
-        ("sv_min_nonzero", float(alive[-1]) if alive.size else 0.0),
-        ("killed", float(s.size - alive.size)),
-        ("mean_log10_sv", float(np.log10(alive).mean()) if alive.size else float("-inf")),
+        ("sv_p90", float(p90)),
+        ("sv_median", float(p50)),
+        ("sv_p10", float(p10)),
+        ("erased", float(s.size - alive.size)),
+        ("crushed", float((s <= TINY_SV * s[0]).sum())),
     ]
     return s, stats
 
@@ -152,7 +158,10 @@ def run_jacobian(cfg: JacobianConfig, progress: Progress | None = None) -> Jacob
         for i in range(2, cfg.depth + 1):
             J = jacrev(layer_fn(model, i, bn))(hs[i - 1])  # (N, W, N, W)
             s, stats = _layer_rows(J, cfg.batch, cfg.width)
-            sv_frames.append(pd.DataFrame({"variant": name, "layer": i, "index": np.arange(s.size), "value": s}))
+            erased = s <= ZERO_SV * s[0]
+            sv_frames.append(
+                pd.DataFrame({"variant": name, "layer": i, "index": np.arange(s.size), "value": s, "erased": erased})
+            )
             layer_rows += [(name, i, m, val) for m, val in stats]
             if progress is not None:
                 progress((v + (i - 1) / cfg.depth) / 2, f"{name}: layer {i}/{cfg.depth}")
