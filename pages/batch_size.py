@@ -72,13 +72,14 @@ with common.page(ui.STATE, "🎲 Batch-Size Sensitivity", INTRO):
     st.subheader("4 · A batch of one, and non-i.i.d. batches")
     one = ui.compute_one(seed())
     st.markdown("One example, train mode: what each implementation says (real caught exceptions):")
-    st.dataframe(ui.outcomes_table(one), hide_index=True)
+    st.table(ui.outcomes_table(one))
     st.markdown(ui.one_sentence(one))
     st.dataframe(one.functional.style.format("{:.3g}"), hide_index=True)
     st.caption(ui.ONE_NOTE)
 
-    ui.non_iid_controls()
     niid_cfg = ui.non_iid_config()
+    st.markdown(ui.non_iid_text(niid_cfg))
+    ui.non_iid_controls()
     if ui.is_ready(niid_cfg, "niid_run"):
         niid = common.run(ui.compute_non_iid, niid_cfg, label="Training on shuffled and class-sorted batches…")
         if niid is not None:

@@ -45,8 +45,9 @@ def test_default_view_samples_batches_and_waits_for_a_click():
     assert _population(at)["kurtosis μ4/σ⁴"] == pytest.approx(3.0, abs=0.05)
     assert "72 networks to train" in " ".join(alerts(at, "info"))
     assert not alerts(at, "error")
-    outcomes = next(d.value for d in at.dataframe if "implementation" in getattr(d.value, "columns", []))
+    outcomes = at.table[0].value
     assert outcomes["message"].str.contains("Expected more than 1 value per channel when training").any()
+    assert set(outcomes["result"]) == {"error", "ok"}
     assert "σ²_B = **0**, x̂ = **0**" in _markdown(at, "Refused")
     assert len(at.get("download_button")) == 1
     assert at.selectbox(key="batch:preset").value == "custom"
@@ -152,7 +153,7 @@ def test_non_iid_comparison_trains_on_click():
     assert_clean(at)
     assert len(charts(at)) == 3
     sentence = _markdown(at, "shuffled → class-sorted")
-    assert "BN:" in sentence and "GN:" in sentence and "Batch Renorm:" in sentence
+    assert "BN " in sentence and "GN " in sentence and "Batch Renorm " in sentence and "training loss" in sentence
     assert at.query_params["niid_run"] == "1" and at.query_params["niid_b"] == "128"
 
 

@@ -222,7 +222,7 @@ SWITCHES = (
     ("plain", "No norm"),
     ("ghost", "Ghost BN"),
     ("renorm", "Batch Renorm"),
-    ("train_eval", "BN in train mode at test"),
+    ("train_eval", "BN, train-mode test"),
 )
 
 
@@ -414,13 +414,28 @@ def remedy_sentences(s: SweepResult) -> list[str]:
     return out
 
 
+def non_iid_text(cfg: NonIIDConfig) -> str:
+    return (
+        f"**Non-i.i.d. batches.** With *class-sorted* batches each epoch is sorted by digit and cut into batches of "
+        f"B = {cfg.batch_size}, so a batch holds one digit (two where digits meet); the batches come in random "
+        f"order. Same networks, seeds and number of steps as with shuffled batches: {cfg.epochs:g} epochs at "
+        f"lr = {cfg.lr:g} × B/32 (smaller than above: each class-sorted step pulls toward one digit, and only small "
+        "steps average the digits out). Test error in eval mode, on the usual shuffled test set."
+    )
+
+
 def non_iid_sentence(r: NonIIDResult) -> str:
-    m = r.summary[r.summary["metric"] == "test_error"].set_index(["series", "order"])["mean"]
+    s = r.summary.set_index(["series", "metric", "order"])["mean"]
     parts = [
-        f"{series}: {m[(series, 'shuffled')]:.1%} → **{m[(series, 'class_sorted')]:.1%}**"
+        f"{series} {s[(series, 'test_error', 'shuffled')]:.1%} → **{s[(series, 'test_error', 'class_sorted')]:.1%}** "
+        f"(training loss {s[(series, 'train_loss', 'class_sorted')]:.2f})"
         for series in dict.fromkeys(r.summary["series"])
     ]
-    return "Test error, shuffled → class-sorted batches: " + "; ".join(parts) + "."
+    return (
+        "Test error, shuffled → class-sorted batches: " + "; ".join(parts) + ". A training loss near ln 10 = "
+        f"{math.log(10):.2f} means chance: within a one-digit batch, BN subtracts that digit's own mean, so what "
+        "tells the digits apart is normalized away."
+    )
 
 
 def one_sentence(r: BatchOfOneResult) -> str:
@@ -466,7 +481,8 @@ def sweep_table(s: SweepResult) -> pd.DataFrame:
 
 
 def outcomes_table(r: BatchOfOneResult) -> pd.DataFrame:
-    return r.outcomes.rename(columns={"input_shape": "input", "outcome": "result"})
+    table = r.outcomes.rename(columns={"input_shape": "input", "outcome": "result"})
+    return table.set_index("implementation")
 
 
 # -- charts ---------------------------------------------------------------------------
@@ -520,18 +536,31 @@ def jitter_chart(r: NoiseResult) -> alt.LayerChart:
     return alt.layer(whisker, box, median, truth).properties(height=260)
 
 
+SERIES_COLORS = {  # fixed per series, so a curve keeps its colour when others are switched on or off
+    "BN": "#4C6EF5",
+    "BN" + TRAIN_MODE_SUFFIX: "#4C6EF5",
+    "GN": "#2B8A3E",
+    "LN": "#C2255C",
+    "no norm": "#868E96",
+    "Ghost BN": "#F76707",
+    "Batch Renorm": "#7048E8",
+}
+
+
+def _percent(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{col: frame[col] * 100 for col in ("mean", "lo", "hi")})
+
+
 def sweep_chart(s: SweepResult) -> alt.LayerChart:
-    data = s.summary[s.summary["metric"].str.startswith("test_error")].copy()
-    for col in ("mean", "lo", "hi"):
-        data[col] = data[col] * 100
+    """Test error vs B: mean over seeds (line), lowest-highest seed (bar); train-mode evaluation dashed."""
+    data = _percent(s.summary[s.summary["metric"].str.startswith("test_error")])
     domain = list(dict.fromkeys(data["series"]))
-    color = alt.Color("series:N", title=None, scale=alt.Scale(domain=domain, range=charts.PALETTE))
-    x = alt.X("batch_size:Q", title="batch size B (log scale)", scale=alt.Scale(type="log", base=2))
-    bars = (
-        alt.Chart(data)
-        .mark_errorbar(thickness=2)
-        .encode(x, alt.Y("lo:Q", title="test error (%)"), y2="hi:Q", color=color)
+    color = alt.Color(
+        "series:N", title=None, scale=alt.Scale(domain=domain, range=[SERIES_COLORS.get(d, "#495057") for d in domain])
     )
+    x = alt.X("batch_size:Q", title="batch size B (log scale)", scale=alt.Scale(type="log", base=2))
+    y = alt.Y("lo:Q", title="test error (%)")
+    bars = alt.Chart(data).mark_errorbar(thickness=2).encode(x, y, y2="hi:Q", color=color)
     lines = charts.lines(
         data,
         x="batch_size",
@@ -541,26 +570,31 @@ def sweep_chart(s: SweepResult) -> alt.LayerChart:
         y_title="test error (%)",
         points=True,
         extra_tooltips=["lo:Q", "hi:Q", "n:Q", "n_diverged:Q"],
-    ).encode(x=x, color=color)
+    ).encode(
+        x=x,
+        color=color,
+        strokeDash=alt.condition(
+            f"indexof(datum.series, '{TRAIN_MODE_SUFFIX}') >= 0", alt.value([6, 4]), alt.value([1, 0])
+        ),
+    )
     return alt.layer(bars, lines).properties(height=320)
 
 
-def non_iid_chart(r: NonIIDResult) -> alt.Chart:
-    data = r.summary[r.summary["metric"] != "train_loss"].copy()
-    data["evaluated"] = data["metric"].map({"test_error": "eval mode", "test_error_train_mode": "train mode"})
+def non_iid_chart(r: NonIIDResult) -> alt.LayerChart:
+    """Eval-mode test error per normalization, shuffled vs class-sorted batches; whiskers: lowest-highest seed."""
+    data = _percent(r.summary[r.summary["metric"] == "test_error"])
     data["order"] = data["order"].map({"shuffled": "shuffled", "class_sorted": "class-sorted"})
-    for col in ("mean", "lo", "hi"):
-        data[col] = data[col] * 100
-    tips = ["series:N", "order:N", "evaluated:N", alt.Tooltip("mean:Q", format=".1f"), "lo:Q", "hi:Q", "n:Q"]
+    tips = ["series:N", "order:N", alt.Tooltip("mean:Q", format=".1f"), "lo:Q", "hi:Q", "n:Q"]
     base = alt.Chart(data).encode(
-        x=alt.X("order:N", title=None, sort=["shuffled", "class-sorted"]),
-        color=alt.Color("order:N", scale=alt.Scale(range=charts.PALETTE), legend=None),
+        x=alt.X("series:N", title=None, sort=list(dict.fromkeys(data["series"])), axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("order:N", sort=["shuffled", "class-sorted"]),
+        color=alt.Color(
+            "order:N",
+            title="batches",
+            scale=alt.Scale(domain=["shuffled", "class-sorted"], range=["#4C6EF5", "#F76707"]),
+        ),
         tooltip=tips,
     )
     bars = base.mark_bar().encode(y=alt.Y("mean:Q", title="test error (%)"))
-    whiskers = base.mark_errorbar(color="black").encode(y="lo:Q", y2="hi:Q")
-    return (
-        alt.layer(bars, whiskers)
-        .properties(width=110, height=220)
-        .facet(column=alt.Column("series:N", title=None), row=alt.Row("evaluated:N", title=None))
-    )
+    whiskers = base.mark_errorbar(color="black").encode(y=alt.Y("lo:Q", title="test error (%)"), y2="hi:Q")
+    return alt.layer(bars, whiskers).properties(height=260, width=360)

@@ -215,7 +215,15 @@ def _noise_frames(rows: list, jitter: list, pop: np.ndarray, moments: tuple) -> 
     z0 = (x0 - mu) / math.sqrt(sigma2)
     population = pd.DataFrame(
         {
-            "quantity": ["values", "mean μ", "variance σ²", "4th central moment μ4", "kurtosis μ4/σ⁴", "x", "z"],
+            "quantity": [
+                "values",
+                "mean μ",
+                "variance σ²",
+                "μ4 (4th moment)",
+                "kurtosis μ4/σ⁴",
+                "tracked x",
+                "(x − μ)/σ",
+            ],
             "value": [float(len(pop)), mu, sigma2, mu4, mu4 / sigma2**2, x0, z0],
         }
     )
