@@ -118,6 +118,20 @@ def test_every_stacked_network_equals_training_it_alone():
         assert err_train[k].item() == pytest.approx(1 - mode.accuracy, abs=1e-12), point
 
 
+def test_the_sweep_engine_share_and_the_stack_agree_with_training_alone():
+    """BN and no norm go through bn_core.sweep, GN through the stack: every network still equals train()."""
+    cfg = replace(SMALL, variants=("batch", "none", "group"), eval_train_mode=False)
+    assert [p.variant for p in bs._engine_points(cfg, sweep_points(cfg, 6))[0]] == ["batch", "batch", "none", "none"]
+    result = run_batch_sweep(cfg).runs
+    for point in sweep_points(cfg, 6):
+        train_cfg, factory = point_train_config(cfg, 6, point, N_TRAIN)
+        alone = train(train_cfg, data=DIGITS, norm_factory=factory)
+        mine = result[(result["variant"] == point.variant) & (result["seed"] == point.seed)].set_index("metric")
+        assert mine.loc["test_error", "value"] == pytest.approx(1 - alone.final_test_acc, abs=1e-12), point
+        last_epoch = alone.metric("loss").iloc[-(N_TRAIN // 6) :].mean()
+        assert mine.loc["train_loss", "value"] == pytest.approx(last_epoch, rel=1e-9), point
+
+
 def test_a_diverging_network_is_reported_and_leaves_the_others_alone():
     """An infinite pixel in one training row: the network whose batches contain it diverges, alone."""
     cfg = replace(SMALL, variants=("none", "batch"), eval_train_mode=False)
