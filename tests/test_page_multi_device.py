@@ -105,7 +105,7 @@ def test_tampered_url_is_clamped_with_visible_notices():
     notes = " ".join(alerts(at, "warning"))
     for phrase in ("clamped to 2", "nearest value 4", "not a finite number", "not one of", "true/false", "bogus"):
         assert phrase in notes, phrase
-    assert at.query_params["W"] == "2" and at.query_params["b"] == "4" and at.query_params["steps"] == "150"
+    assert at.query_params["W"] == "2" and at.query_params["b"] == "4" and at.query_params["steps"] == "100"
     assert len(charts(at)) == 3
 
 

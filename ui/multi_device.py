@@ -44,10 +44,10 @@ STATE = PageState(
         Field("epochs", 2.0, "float", 1, 3, choices=EPOCH_GRID, label="sweep epochs"),
     ],
     presets={
-        "Class default: 2 ranks × 4 images": {"W": 2, "b": 4.0, "steps": 150},
-        "Detection-like: 2 images per replica": {"W": 2, "b": 2.0, "steps": 150},
+        "Class default: 2 ranks × 4 images": {"W": 2, "b": 4.0, "steps": DEFAULTS.steps},
+        "Detection-like: 2 images per replica": {"W": 2, "b": 2.0, "steps": DEFAULTS.steps},
         "4 ranks × 2 images (oversubscribed cores)": {"W": 4, "b": 2.0, "steps": 100},
-        "Large shards: 32 images per replica": {"W": 2, "b": 32.0, "steps": 150},
+        "Large shards: 32 images per replica": {"W": 2, "b": 32.0, "steps": DEFAULTS.steps},
     },
 )
 
