@@ -20,7 +20,7 @@ with common.page(ui.STATE, "📈 Training Comparison", INTRO):
     ui.divergence_warnings(result)
     ui.fit_view(cfg)
     target, layer, which = float(ui.STATE["target"]), int(ui.STATE["layer"]), ui.STATE["band"]
-    table, speed, drift = ui.texts(cfg, target, layer, which)
+    table, speed, drift, layer_text = ui.texts(cfg, target, layer, which)
 
     st.subheader("1 · Loss and accuracy")
     loss_spec, acc_spec = ui.curve_specs(cfg, target)
@@ -55,6 +55,7 @@ with common.page(ui.STATE, "📈 Training Comparison", INTRO):
     grad_spec, sat_spec = ui.layer_specs(cfg)
     st.vega_lite_chart(grad_spec)
     st.vega_lite_chart(sat_spec)
+    st.markdown(layer_text)
     st.caption(
         "Top: the norm of each hidden layer's weight gradient, per step, on that step's batch. Bottom: the share "
         "of saturated sigmoid/tanh outputs (below 0.05 or above 0.95; |a| > 0.95 for tanh), or of ReLU outputs "

@@ -58,6 +58,8 @@ def test_default_view_is_fig1_with_every_chart(default_page):
     assert summary.loc["BN", "final_test_acc"] > 0.9 > summary.loc["no BN", "final_test_acc"]
     assert summary.loc["BN", "band drift, layer 3"] < summary.loc["no BN", "band drift, layer 3"]
     assert "**BN** reached 90% test accuracy after" in _markdown(at, "test accuracy after")
+    bn_sat, plain_sat = (float(x) for x in re.findall(r"\*\* ([0-9.]+)%", _markdown(at, "Share of saturated")))
+    assert bn_sat < plain_sat  # less saturation with BN (§3.1)
     assert len(at.get("download_button")) == 1
     assert set(ui.STATE.keys) <= set(at.query_params)
     assert at.query_params["lr"] == "2" and at.query_params["batch"] == "60" and at.query_params["depth"] == "3"

@@ -35,27 +35,8 @@ from ui.charts import PALETTE
 from ui.sidebar import seed
 from ui.state import Field, PageState
 
-LR_CHOICES = (
-    1e-4,
-    3e-4,
-    1e-3,
-    3e-3,
-    0.01,
-    0.03,
-    0.1,
-    0.2,
-    0.5,
-    1.0,
-    2.0,
-    5.0,
-    10.0,
-    20.0,
-    30.0,
-    60.0,
-    100.0,
-    300.0,
-    1e3,
-)
+LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+              20.0, 30.0, 60.0, 100.0, 300.0, 1e3)  # fmt: skip
 INIT_CHOICES = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 BATCH_CHOICES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 STEPS_CHOICES = (50.0, 100.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0, 1500.0, 2000.0)
@@ -95,6 +76,21 @@ PRESETS = {
     "Bad initialization": {**FIG1, "init": 0.1},
     "Deep sigmoid net, 10 layers": {**FIG1, "depth": 10, "layer": 10, "steps": 1000.0},
     "ReLU CNN on digits": {**FIG1, "arch": "cnn", "act": "relu", "lr": 0.1, "layer": 2},
+}
+
+PRESET_NOTES = {  # what each preset tests; the page's numbers say how it came out
+    "Ioffe & Szegedy 2015, Fig. 1": "Fig. 1 of the paper: does BN reach the target sooner, and do its layer inputs "
+    "move less (section 2)?",
+    "Higher learning rate ×5": "§4.2.1: the paper trained with BN at 5× and 30× the learning rate. Five times the "
+    "Fig. 1 rate: which net still learns?",
+    "Higher learning rate ×30": "Thirty times the Fig. 1 rate. Compare with ×5, then open the learning-rate grid "
+    "(section 5) to see where each net's limit lies.",
+    "Bad initialization": "§3.3: BN makes training less sensitive to the scale of the weights. Here every weight "
+    "starts 10× smaller than PyTorch's default.",
+    "Deep sigmoid net, 10 layers": "Ten saturating layers: does any signal reach layer 1 (section 4's gradient "
+    "norms)? 1,000 steps, so it takes longer.",
+    "ReLU CNN on digits": "BatchNorm2d in a small conv net: statistics per channel, over the batch and every "
+    "pixel position.",
 }
 
 STATE = PageState(
@@ -180,13 +176,14 @@ def grid_view(cfg: GridConfig, target: float) -> tuple[dict, pd.DataFrame]:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def texts(cfg: ComparisonConfig, target: float, layer: int, which: str) -> tuple[pd.DataFrame, str, str]:
-    """The summary table and the two computed sentences (pandas work worth ~40 ms per rerun uncached)."""
+def texts(cfg: ComparisonConfig, target: float, layer: int, which: str) -> tuple[pd.DataFrame, str, str, str]:
+    """The summary table and the computed sentences (pandas work worth ~40 ms per rerun uncached)."""
     result = compute(cfg)
     return (
         summary_table(result, target, layer, which),
         speed_sentence(result, target),
         drift_sentence(result, layer, which),
+        layer_sentence(result, cfg.activation),
     )
 
 
@@ -208,6 +205,8 @@ def controls() -> ComparisonConfig:
     """Preset picker and every training control; returns the comparison's config."""
     a, b = st.columns([3, 2])
     widgets.preset_picker(STATE, "Preset (sets the controls below)", where=a)
+    if STATE["preset"] in PRESET_NOTES:
+        a.caption(PRESET_NOTES[STATE["preset"]])
     widgets.grid_slider(STATE, "target", "Target test accuracy", fmt="{:.0%}", where=b)
     with st.expander("Network, data and training", expanded=True):
         c = st.columns(4)
@@ -324,13 +323,26 @@ def speed_sentence(result: ComparisonResult, target: float) -> str:
 def drift_sentence(result: ComparisonResult, layer: int, which: str) -> str:
     drift = band_drift(result.layers, layer, which)
     bn, plain = drift.get(VARIANTS[0], math.nan), drift.get(VARIANTS[1], math.nan)
-    if math.isnan(bn) or math.isnan(plain):
+    if math.isnan(bn) or math.isnan(plain) or min(bn, plain) <= 0:
         return ""
-    ratio = plain / bn if bn > 0 else math.inf
+    who, ratio = ("without", plain / bn) if plain >= bn else ("with", bn / plain)
     return (
         f"Average distance of the 15/50/85 % percentiles from where they started: **{bn:.3g}** with BN, "
-        f"**{plain:.3g}** without ({ratio:.1f}× {'more' if ratio >= 1 else 'less'} movement without BN)."
+        f"**{plain:.3g}** without: {ratio:.1f}× more movement {who} BN."
     )
+
+
+def layer_sentence(result: ComparisonResult, activation: str) -> str:
+    """Saturation (or dead ReLUs) and the first layer's gradient, averaged over training, in words."""
+    metric = "zero_frac" if activation == "relu" else "saturation"
+    what = "ReLU outputs exactly 0" if activation == "relu" else "saturated outputs"
+    layers = result.layers
+    sat = layers[layers["metric"] == metric].groupby("variant")["value"].mean()
+    grad = layers[(layers["metric"] == "grad_norm") & (layers["layer"] == 1)].groupby("variant")["value"].median()
+    parts = [f"**{v}** {_pct(sat.get(v, math.nan))}" for v in VARIANTS]
+    grads = [f"**{v}** {grad[v]:.2g}" for v in VARIANTS if v in grad]
+    text = f"Share of {what}, averaged over layers and training: " + ", ".join(parts) + "."
+    return text + (f" Median gradient norm of layer 1: {', '.join(grads)}." if grads else "")
 
 
 def run_frame(result: ComparisonResult) -> pd.DataFrame:
