@@ -27,14 +27,16 @@ from bn_core.train import train
 
 def _sweep(repeats: int) -> Result:
     cfg = bs.SweepConfig()
-    times, result = [], None
+    times, cpu, result = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = bs.run_batch_sweep(cfg)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     err = result.summary[result.summary["metric"] == "test_error"].set_index(["variant", "batch_size"])["mean"]
     detail = {
         "runs_s": times,
+        "cpu_s": cpu,  # process CPU time: what the run costs without other load on the machine
         "networks": int(result.runs[result.runs["metric"] == "test_error"].shape[0]),
         "optimizer_steps_per_network_total": int(result.schedule["steps"].sum()),
         "bn_error_b2": float(err[("batch", 2)]),
