@@ -33,9 +33,10 @@ with common.page(ui.STATE, "🧭 Why BN Works", INTRO):
                 layer, view = ui.view_controls()
                 st.vega_lite_chart(ui.dist_spec(cfg, layer, view))
                 st.caption(ui.TEXT["noisy_dist"])
-                st.markdown(ui.noisy_verdict(result, layer, view))
-                st.dataframe(ui.noisy_table(result), hide_index=True, column_config=ui.PERCENT_COLUMNS)
-                common.download_csv(result.layers, "why_noisy_bn_layers.csv", "⬇️ Download the layer records (CSV)")
+                verdict, table, csv = ui.noisy_view(cfg, layer, view)
+                st.markdown(verdict)
+                st.dataframe(table, hide_index=True, column_config=ui.PERCENT_COLUMNS)
+                st.download_button("⬇️ Download the layer records (CSV)", csv, "why_noisy_bn_layers.csv", "text/csv")
                 common.takeaway(ui.TAKEAWAY["noisy"])
                 common.try_this(*ui.TRY["noisy"])
 

@@ -48,7 +48,7 @@ def test_default_view_trains_three_nets_and_says_what_it_measured(default_page):
     assert "noisy net trains as well as BN" in verdict or "nearly as well as" in verdict
     table = _table(at, "test accuracy").set_index("variant")
     assert table.loc["noisy BN", "test accuracy"] >= 0.9 * table.loc["BN", "test accuracy"]
-    assert set(table["status"]) == {"trained 300 steps"}
+    assert set(table["status"]) == {f"trained {ui.NOISY.steps} steps"}
     assert not alerts(at, "error") and not alerts(at, "warning")
     assert at.query_params["tab"] == "Noisy BN" and at.query_params["n_mu"] == "2"
 

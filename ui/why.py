@@ -19,7 +19,7 @@ from bn_core.experiments.why import ACTIVATIONS
 from bn_core.experiments.why_ics import ICSConfig, ICSResult, run_ics
 from bn_core.experiments.why_jacobian import JacobianConfig, JacobianResult, run_jacobian
 from bn_core.experiments.why_landscape import LandscapeConfig, LandscapeResult, run_landscape
-from bn_core.experiments.why_noisy import NoisyConfig, NoisyResult, instability, run_noisy
+from bn_core.experiments.why_noisy import NoisyConfig, NoisyResult, run_noisy
 from bn_core.experiments.why_scale import ALPHA_GRID, ScaleConfig, ScaleResult, run_scale
 from bn_core.models import MAX_DEPTH
 from ui import widgets
@@ -259,6 +259,13 @@ def dist_spec(cfg: NoisyConfig, layer: int, view: str) -> dict:
     return distribution_chart(compute_noisy(cfg).layers, layer, view).to_dict()
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def noisy_view(cfg: NoisyConfig, layer: int, view: str) -> tuple[str, pd.DataFrame, bytes]:
+    """The default tab's sentence, table and CSV: cached, so a rerun of the class's view costs nothing here."""
+    r = compute_noisy(cfg)
+    return noisy_verdict(r, layer, view), noisy_table(r), r.layers.to_csv(index=False).encode()
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def ics_specs(cfg: ICSConfig) -> tuple[dict, dict]:
     ics = compute_ics(cfg).ics
@@ -413,8 +420,7 @@ def status_warnings(status: dict[str, str]) -> None:
 
 def noisy_verdict(r: NoisyResult, layer: int, view: str) -> str:
     acc = r.summary.set_index("variant")["final_test_acc"]
-    jumps = instability(r.layers, view)
-    jump = jumps[jumps["layer"] == layer].set_index("variant")["median_jump"]
+    jump = r.jumps[(r.jumps["view"] == view) & (r.jumps["layer"] == layer)].set_index("variant")["median_jump"]
     noisy, bn, plain = (float(jump.get(v, math.nan)) for v in ("noisy BN", "BN", "no BN"))
     ratio = acc["noisy BN"] / acc["BN"] if acc["BN"] > 0 else math.nan
     if not math.isfinite(ratio):
@@ -523,18 +529,18 @@ def scale_sentence(r: ScaleResult, alpha: float, eps: float) -> str:
 def weight_sentence(r: NoisyResult) -> str:
     w = r.weights
     bn = w[w["variant"] == "BN"]
-    last, first = int(bn["step"].max()), int(bn["step"].min())
     norm = bn[bn["metric"] == "weight_norm"].groupby("step")["value"].mean()
     turn = bn[bn["metric"] == "angle_deg"].groupby("step")["value"].mean()
-    early, late = turn.iloc[:10].mean(), turn.iloc[-10:].mean()
+    early, late = turn.iloc[:5], turn.iloc[-5:]  # the first and last 5 records (~50 per run)
     gap = w[w["metric"] == "norm_gap"].groupby("variant")["value"].mean()
     return (
-        f"In the BN net, the mean ‖W‖ of the hidden layers grew from {norm.loc[first]:.3g} to "
-        f"{norm.loc[last]:.3g}, and the angle a unit's weights turn per step fell from {early:.2g}° (first 10 "
-        f"steps) to {late:.2g}° (last 10), with the learning rate fixed. The identity "
-        f"‖w_(t+1)‖² = ‖w_t‖² + η²‖g_t‖² is off by {gap.get('BN', math.nan):.1e} (relative, mean per step) "
-        f"with BN, and by {gap.get('no BN', math.nan):.1e} without BN, where nothing makes the gradient "
-        "orthogonal to w."
+        f"In the BN net, the mean ‖W‖ of the hidden layers grew from {norm.iloc[0]:.3g} (step {norm.index[0]}) to "
+        f"{norm.iloc[-1]:.3g} (step {norm.index[-1]}), and the angle a unit's weights turn in one step fell from "
+        f"{early.mean():.2g}° (steps {early.index[0]}–{early.index[-1]}) to {late.mean():.2g}° (steps "
+        f"{late.index[0]}–{late.index[-1]}), with the learning rate fixed. The identity "
+        f"‖w_(t+1)‖² = ‖w_t‖² + η²‖g_t‖² is off by {gap.get('BN', math.nan):.1e} (relative, mean over the "
+        f"recorded steps) with BN, and by {gap.get('no BN', math.nan):.1e} without BN, where nothing makes the "
+        "gradient orthogonal to w."
     )
 
 
@@ -596,6 +602,7 @@ def accuracy_chart(curves: pd.DataFrame) -> alt.Chart:
 
 def loss_chart(curves: pd.DataFrame) -> alt.Chart:
     loss = _finite(curves[(curves["metric"] == "loss") & (curves["value"] > 0)], "value")
+    loss = loss.assign(value=loss["value"].round(5))  # 5 decimals: a third of the bytes every rerun ships
     pick = _pick()
     return (
         alt.Chart(loss, title="Training loss (every step, with the noise)")
@@ -731,14 +738,14 @@ def weight_norm_chart(weights: pd.DataFrame) -> alt.Chart:
 
 def turn_chart(weights: pd.DataFrame) -> alt.Chart:
     bn = weights[(weights["variant"] == "BN") & weights["metric"].isin(["angle_deg", "eff_lr"])]
-    bn = bn.sort_values("step").assign(  # a 10-step moving average: the per-step turn is noisy
-        value=lambda d: d.groupby(["metric", "layer"])["value"].transform(lambda v: v.rolling(10, min_periods=1).mean())
+    bn = bn.sort_values("step").assign(  # a moving average over 5 records: the per-step turn is noisy
+        value=lambda d: d.groupby(["metric", "layer"])["value"].transform(lambda v: v.rolling(5, min_periods=1).mean())
     )
     names = {"angle_deg": "turn per step (degrees)", "eff_lr": "effective LR η / mean ‖w_j‖²"}
     data = _thin(_finite(bn[bn["value"] > 0], "value")).replace({"metric": names})
     pick = _pick("metric")
     return (
-        alt.Chart(data, title="BN net: the same η turns the weights less and less (10-step mean)")
+        alt.Chart(data, title="BN net: the same η turns the weights less and less (mean of 5 records)")
         .mark_line(strokeWidth=1.4)
         .encode(
             x=alt.X("step:Q", title="step"),

@@ -11,7 +11,8 @@ does not (their Fig. 2, VGG on CIFAR-10). Here the net is Ioffe & Szegedy's Fig.
 Recorded: the engine's curves and layer-input percentiles (15/50/85 %, pooled and for
 one tracked unit, on a fixed probe batch in train mode, i.e. *with* the noise for the
 noisy net), and, for the scale-invariance tab, every step's weight norms and the angle
-each hidden unit's weight vector turned (see :func:`weight_rows`).
+each hidden unit's weight vector turned (see :class:`WeightRecorder`: every step for runs
+of up to 99 steps, else every ``steps // 50``-th: about 50 records per run).
 
 Sources: Santurkar et al. 2018, arXiv:1805.11604; Ioffe & Szegedy 2015, arXiv:1502.03167.
 """
@@ -20,16 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from bn_core.experiments.why import net_config, sub_progress
+from bn_core.experiments.why import digits, initial_model, net_config, sub_progress
 from bn_core.noisy_bn import NoisyBNFactory, check_noise
 from bn_core.train import FIG1_LR, Progress, StepContext, TrainConfig, TrainResult, concat_results, train
 
-__all__ = ["NoisyConfig", "NoisyResult", "run_noisy", "VARIANTS", "instability", "weight_rows"]
+__all__ = ["NoisyConfig", "NoisyResult", "run_noisy", "VARIANTS", "instability", "weight_rows", "WeightRecorder"]
 
 VARIANTS = ("no BN", "BN", "noisy BN")
 
@@ -41,7 +41,7 @@ class NoisyConfig:
     n_mu: float = 2.0  # noise shift range: b ~ U(−n_mu, n_mu) per unit and step (0 = no shift)
     n_sigma: float = 4.0  # noise variance range: s² ~ U(1, n_sigma) per unit and step (1 = no scaling)
     lr: float = FIG1_LR  # SGD step size for all three nets (Ioffe Fig. 1 preset: 2.0)
-    steps: int = 300  # optimizer updates per net
+    steps: int = 200  # optimizer updates per net (BN passes 90 % by ~100; the plain net is still stuck)
     seed: int = 0  # init, batch order and noise
     stats_every: int = 10  # steps between layer-input records
     backend: str = "manual"  # BN layers: hand-written (bn_core.layers) or torch.nn
@@ -52,18 +52,20 @@ class NoisyResult:
     """Long-format records of the three runs (``variant`` ∈ :data:`VARIANTS`)."""
 
     curves: pd.DataFrame  # step, variant, metric (loss, train_acc, test_acc, test_loss), value
-    layers: pd.DataFrame  # step, variant, layer, metric (pre_p15 … unit_p85, saturation, grad_norm), value
+    layers: pd.DataFrame  # step, variant, layer, metric (pre_p15 … unit_p85, saturation), value
     weights: pd.DataFrame  # step, variant, layer, metric (weight_norm, eff_lr, angle_deg, norm_gap), value
-    summary: pd.DataFrame  # one row per variant: final accuracies, status, instability of each layer
+    summary: pd.DataFrame  # one row per variant: final accuracies, median jump of each layer (one unit)
+    jumps: pd.DataFrame  # variant, layer, view ("unit" or "pre"), median_jump: see :func:`instability`
     status: dict[str, str]  # variant → "trained N steps" / "diverged at step k"
 
 
 def _configs(cfg: NoisyConfig) -> dict[str, TrainConfig]:
     common = {"lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seed, "stats_every": cfg.stats_every}
+    common |= {"backend": cfg.backend, "record_grads": False}  # the page shows no gradient norms here
     return {
-        "no BN": net_config("none", variant="no BN", backend=cfg.backend, **common),
-        "BN": net_config("batch", variant="BN", backend=cfg.backend, **common),
-        "noisy BN": net_config("batch", variant="noisy BN", backend=cfg.backend, **common),
+        "no BN": net_config("none", variant="no BN", **common),
+        "BN": net_config("batch", variant="BN", **common),
+        "noisy BN": net_config("batch", variant="noisy BN", **common),
     }
 
 
@@ -80,20 +82,28 @@ class WeightRecorder:
     making it longer: ‖w_j‖² grows by exactly η²‖g_j‖² (ε = 0). ``eff_lr`` is
     η / mean_j ‖w_j‖², the step size seen by the direction; ``norm_gap`` is the measured
     relative gap |‖w'‖² − ‖w‖² − η²‖g‖²| / ‖w‖², which is ≈ 0 under BN and not without it.
+
+    Records the update of every ``every``-th step (the weights just before it are kept
+    from the step before), so the cost stays small however long the run.
     """
 
-    def __init__(self, lr: float) -> None:
-        self.lr = lr
+    def __init__(self, lr: float, initial: list[Tensor], every: int = 1) -> None:
+        self.lr, self.every = lr, every
         self.rows: list[tuple[int, int, str, float]] = []
-        self.before: list[Tensor] | None = None
+        self.before = [w.detach().double().clone() for w in initial] if every == 1 else None
 
     def __call__(self, ctx: StepContext) -> None:
+        if ctx.step % self.every == 0 and self.before is not None:
+            self._record(ctx)
+        if (ctx.step + 1) % self.every == 0:
+            self.before = [b.linear.weight.detach().double().clone() for b in ctx.model.blocks]
+
+    def _record(self, ctx: StepContext) -> None:
         weights = [b.linear.weight.detach().double() for b in ctx.model.blocks]
         grads = [b.linear.weight.grad.detach().double() for b in ctx.model.blocks]
-        if self.before is None:  # step 1: reconstruct w_0 = w_1 + η g_0 (plain SGD)
-            self.before = [w + self.lr * g for w, g in zip(weights, grads, strict=True)]
         values = []
         for w0, w1, g in zip(self.before, weights, grads, strict=True):
+            w0 = w0.to(w1.device)  # the initial weights come from a CPU copy of the model
             n0, n1 = (w0**2).sum(dim=1), (w1**2).sum(dim=1)  # ‖w_j‖² before and after, (width,)
             cos = (w0 * w1).sum(dim=1) / (n0 * n1).sqrt()
             gap = (n1 - n0 - self.lr**2 * (g**2).sum(dim=1)).abs() / n0
@@ -102,7 +112,6 @@ class WeightRecorder:
         table = torch.stack(values).tolist()  # one sync: (depth, 4)
         for layer, row in enumerate(table, start=1):
             self.rows += [(ctx.step, layer, m, v) for m, v in zip(_WEIGHT_METRICS, row, strict=True)]
-        self.before = weights
 
 
 _WEIGHT_METRICS = ("weight_norm", "eff_lr", "angle_deg", "norm_gap")
@@ -118,11 +127,12 @@ def instability(layers: pd.DataFrame, prefix: str = "unit") -> pd.DataFrame:
     """Mean |change| of a layer input's median between consecutive records, per variant and layer.
 
     ``prefix`` "unit" follows the tracked unit (the paper's Fig. 2 view), "pre" the pooled
-    distribution of all units.
+    distribution of all units. Columns: variant, layer, median_jump.
     """
-    rows = layers[layers["metric"] == f"{prefix}_p50"].sort_values("step")
-    jumps = rows.groupby(["variant", "layer"], sort=False)["value"].apply(lambda s: float(np.abs(np.diff(s)).mean()))
-    return jumps.rename("median_jump").reset_index()
+    rows = layers[layers["metric"] == f"{prefix}_p50"].sort_values(["variant", "layer", "step"], kind="stable")
+    jump = rows.groupby(["variant", "layer"], sort=False)["value"].diff().abs()  # NaN at each first record
+    per = rows.assign(median_jump=jump).groupby(["variant", "layer"], as_index=False, sort=False)["median_jump"]
+    return per.mean()
 
 
 def _summary(results: dict[str, TrainResult], layers: pd.DataFrame) -> pd.DataFrame:
@@ -143,15 +153,15 @@ def run_noisy(cfg: NoisyConfig, progress: Progress | None = None) -> NoisyResult
         ValueError: noise strengths out of range, or an invalid training config.
     """
     check_noise(cfg.n_mu, cfg.n_sigma)
+    split = digits()
     results, recorders = {}, {}
     for i, (name, train_cfg) in enumerate(_configs(cfg).items()):
-        factory = (
-            NoisyBNFactory(cfg.n_mu, cfg.n_sigma, seed=cfg.seed, backend=cfg.backend) if name == "noisy BN" else None
-        )
-        recorders[name] = WeightRecorder(cfg.lr)
-        results[name] = train(
-            train_cfg, norm_factory=factory, progress=sub_progress(progress, i, 3, name), on_step=recorders[name]
-        )
+        noisy = name == "noisy BN"
+        factory = NoisyBNFactory(cfg.n_mu, cfg.n_sigma, seed=cfg.seed, backend=cfg.backend) if noisy else None
+        initial = [b.linear.weight for b in initial_model(train_cfg, split).blocks]
+        recorders[name] = WeightRecorder(cfg.lr, initial, every=max(1, cfg.steps // 50))
+        progress_i = sub_progress(progress, i, 3, name)
+        results[name] = train(train_cfg, data=split, norm_factory=factory, progress=progress_i, on_step=recorders[name])
     curves, layers = concat_results(list(results.values()))
     weights = pd.concat([weight_rows(rec, name) for name, rec in recorders.items()], ignore_index=True)
     weights = weights[weights["step"] <= weights["variant"].map({n: r.steps_run for n, r in results.items()})]
@@ -160,5 +170,6 @@ def run_noisy(cfg: NoisyConfig, progress: Progress | None = None) -> NoisyResult
         layers=layers,
         weights=weights.reset_index(drop=True),
         summary=_summary(results, layers),
+        jumps=pd.concat([instability(layers, v).assign(view=v) for v in ("unit", "pre")], ignore_index=True),
         status={name: r.status for name, r in results.items()},
     )

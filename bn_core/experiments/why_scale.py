@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from bn_core.device import pick_device
 from bn_core.layers import ManualBatchNorm
 
 __all__ = ["ScaleConfig", "ScaleResult", "run_scale", "scale_check", "ALPHA_GRID", "BACKENDS"]
@@ -61,23 +62,25 @@ class ScaleResult:
 
 
 def _draws(cfg: ScaleConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x, W, b, r drawn on the CPU (the same numbers on every device), then moved to pick_device()."""
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn(cfg.n, cfg.d_in, generator=gen, dtype=torch.float64)  # (N, D)
     W = torch.randn(cfg.c, cfg.d_in, generator=gen, dtype=torch.float64) / cfg.d_in**0.5  # (C, D), rows ‖w‖ ≈ 1
     b = torch.randn(cfg.c, generator=gen, dtype=torch.float64)  # (C,)  cancelled by BN's mean
     r = torch.randn(cfg.n, cfg.c, generator=gen, dtype=torch.float64)  # (N, C)  L = Σ r ⊙ y / N: ∂L/∂y = r / N
-    return x, W, b, r
+    device = pick_device()
+    return x.to(device), W.to(device), b.to(device), r.to(device)
 
 
-def _bn(backend: str, C: int, eps: float) -> nn.Module:
+def _bn(backend: str, C: int, eps: float, device: torch.device) -> nn.Module:
     layer = ManualBatchNorm(C, eps=eps) if backend == "manual" else nn.BatchNorm1d(C, eps=eps)
-    return layer.double().train()
+    return layer.to(device=device, dtype=torch.float64).train()
 
 
 def _forward(backend: str, W: Tensor, x: Tensor, b: Tensor, r: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """The layer's output y and ∂L/∂W at these weights, L = Σ r ⊙ y / N (a fixed random readout)."""
     W = W.detach().requires_grad_()
-    y = _bn(backend, W.shape[0], eps)(x @ W.T + b)  # (N, C)
+    y = _bn(backend, W.shape[0], eps, x.device)(x @ W.T + b)  # (N, C)
     (grad,) = torch.autograd.grad((r * y).sum() / x.shape[0], W)
     return y.detach(), grad
 
