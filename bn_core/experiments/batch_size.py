@@ -694,7 +694,15 @@ def run_batch_sweep(cfg: SweepConfig, progress: Progress | None = None) -> Sweep
     runs = _long_runs(pd.concat(frames, ignore_index=True))
     train_mode_not_bn = runs["metric"].eq("test_error_train_mode") & runs["variant"].ne("batch")
     runs = runs[~train_mode_not_bn].reset_index(drop=True)  # the train-mode switch is about BN
-    schedule = pd.DataFrame(
+    if progress is not None:
+        progress(1.0, "done")
+    schedule = _schedule_frame(cfg, sizes, n_train)
+    return SweepResult(cfg, runs, _summarize(runs), schedule, _sweep_notes(cfg), time.perf_counter() - started)
+
+
+def _schedule_frame(cfg: SweepConfig, sizes: Sequence[int], n_train: int) -> pd.DataFrame:
+    """What each batch size ran: steps, learning rate, ghost batch, examples seen."""
+    return pd.DataFrame(
         {
             "batch_size": sizes,
             "steps": [steps_at(cfg, B, n_train) for B in sizes],
@@ -703,9 +711,6 @@ def run_batch_sweep(cfg: SweepConfig, progress: Progress | None = None) -> Sweep
             "examples_seen": [steps_at(cfg, B, n_train) * B for B in sizes],
         }
     )
-    if progress is not None:
-        progress(1.0, "done")
-    return SweepResult(cfg, runs, _summarize(runs), schedule, _sweep_notes(cfg), time.perf_counter() - started)
 
 
 def _long_runs(wide: pd.DataFrame) -> pd.DataFrame:
