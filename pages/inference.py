@@ -15,31 +15,32 @@ Below, a real network is trained on handwritten digits and every number comes fr
 with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
     ui.controls()
     cfg = ui.config()
-    run = common.run(ui.compute, cfg, label="Training the network…")
-    if run is None:
+    view = common.run(ui.overview, cfg, label="Training the network…")
+    if view is None:
         st.stop()
-    if run.diverged_at is not None:
-        st.error(f"Training {run.status}: the loss became NaN or infinite. Lower the learning rate.")
+    if view["diverged_at"] is not None:
+        st.error(f"Training {view['status']}: the loss became NaN or infinite. Lower the learning rate.")
         st.stop()
-    st.caption(ui.run_sentence(run))
+    st.caption(view["caption"])
 
     st.subheader("1 · Running statistics: an exponential moving average")
     for tex in ui.ema_latex(cfg.momentum):
         st.latex(tex)
     layer, j = ui.unit_controls()
     st.vega_lite_chart(ui.ema_spec(cfg, layer, j), width="stretch")
-    st.markdown(ui.ema_sentence(run, layer, j))
-    st.caption(ui.ema_caption(run))
+    final, bessel, unit_csv = ui.unit_view(cfg, layer, j)
+    st.markdown(ui.ema_sentence(final, layer, j))
+    st.caption(view["ema_caption"])
     left, right = st.columns(2)
     left.markdown(ui.momentum_sentence(cfg.momentum))
-    left.dataframe(ui.momentum_frame(), hide_index=True)
+    left.dataframe(ui.MOMENTUM_FRAME, hide_index=True)
     widgets.number(ui.STATE, "keras", "Converter: a Keras momentum", step=0.01, where=right, format="%.3f")
     right.markdown(ui.keras_sentence(float(ui.STATE["keras"])))
-    tex, text = ui.bessel_latex(run, layer, j)
+    tex, text = ui.bessel_latex(bessel, cfg.width, layer)
     st.markdown("**Biased vs unbiased variance.** The forward pass divides by m; the EMA stores σ²_B · m/(m−1):")
     st.latex(tex)
     st.markdown(text)
-    common.download_csv(ui.ema_slice(run, layer, j), f"running_stats_layer{layer}_unit{j}.csv", "⬇️ Statistics (CSV)")
+    st.download_button("⬇️ Statistics (CSV)", unit_csv, f"running_stats_layer{layer}_unit{j}.csv", "text/csv")
 
     st.subheader("2 · Same batch, two modes")
     st.latex(
@@ -49,20 +50,20 @@ with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
     )
     widgets.grid_slider(ui.STATE, "n", "Test images fed through the layer", fmt="{:.0f}")
     n = int(ui.STATE["n"])
-    tm = common.run(ui.modes, cfg, n, label="Feeding the batch…")
+    tm = common.run(ui.modes_view, cfg, n, layer, j, label="Feeding the batch…")
     if tm is not None:
-        for impl, text in tm.errors.items():
+        for impl, text in tm["errors"].items():
             st.warning(f"Train mode with a batch of 1 ({impl}):\n\n`{text}`")
         st.vega_lite_chart(ui.modes_spec(cfg, n, layer), width="stretch")
-        if not tm.errors:
-            st.markdown(ui.modes_sentence(tm, layer))
+        if not tm["errors"]:
+            st.markdown(tm["sentence"])
             st.markdown(f"**Why they differ**, for unit {j}: the two modes normalize with different numbers.")
-            st.dataframe(ui.why_table(tm, layer, j).style.format(precision=5), hide_index=True)
+            st.dataframe(tm["why"], hide_index=True, column_config=ui.number_columns(tm["why"], "%.5f"))
     size_spec, step_spec = ui.gap_specs(cfg, layer)
     a, b = st.columns(2)
     a.vega_lite_chart(size_spec, width="stretch")
     b.vega_lite_chart(step_spec, width="stretch")
-    st.markdown(ui.gap_sentence(run, layer))
+    st.markdown(view["gap"][layer])
 
     st.subheader("3 · Misconception labs")
     widgets.choice(ui.STATE, "lab", "Lab", style="segmented", fmt=ui.LABS.get)
@@ -78,11 +79,11 @@ with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
         r"\qquad \sigma = \sqrt{\texttt{running\_var}+\epsilon}"
     )
     widgets.choice(ui.STATE, "fold", "Network", style="radio", fmt=ui.FOLD_NAMES.get)
-    fold = common.run(ui.folding, cfg, ui.STATE["fold"], label="Folding and timing…")
+    fold = common.run(ui.fold_view, cfg, ui.STATE["fold"], label="Folding and timing…")
     if fold is not None:
-        st.markdown(ui.fold_sentence(fold))
+        st.markdown(fold[0])
         st.vega_lite_chart(ui.fold_spec(cfg, ui.STATE["fold"]), width="stretch")
-        st.dataframe(ui.fold_table(fold), hide_index=True)
+        st.dataframe(fold[1], hide_index=True, column_config=ui.FOLD_COLUMNS)
     st.caption(ui.FOLD_NOTE)
 
     common.takeaway(

@@ -158,6 +158,16 @@ def test_same_seed_same_numbers_and_the_global_rng_is_untouched():
     assert not np.array_equal(a.ema["value"].to_numpy(), c.ema["value"].to_numpy())
 
 
+def test_momentum_changes_eval_but_never_training():
+    """Train mode normalizes with batch statistics: the weights are bitwise the same for every momentum."""
+    a = run_inference(InferenceConfig(steps=60, momentum=0.9), data=DIGITS)
+    b = run_inference(InferenceConfig(steps=60, momentum=None), data=DIGITS)
+    for key, value in a.state.items():
+        same = torch.equal(value, b.state[key])
+        assert same == (not key.endswith(("running_mean", "running_var"))), key
+    pd.testing.assert_frame_equal(_metric(a, 1, "mu_B"), _metric(b, 1, "mu_B"), check_exact=True)
+
+
 def test_bessel_correction_shows_in_the_data(run):
     b = bessel_table(run, 1, 0)
     assert b["factor"] == pytest.approx(32 / 31)

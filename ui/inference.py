@@ -8,7 +8,6 @@ from dataclasses import replace
 import altair as alt
 import pandas as pd
 import streamlit as st
-from pandas.io.formats.style import Styler
 
 from bn_core.experiments.inference import (
     FOLD_ARCHS,
@@ -142,6 +141,46 @@ def folding(cfg: InferenceConfig, arch: str, _progress=None) -> FoldResult:
     return fold_lab(compute(cfg), arch, progress=_progress)
 
 
+# Views: the few numbers and sentences one rerun shows, cached apiece, so that a rerun unpickles a few
+# kilobytes instead of the whole recorded run (2.7 MB), and the text is not recomputed for each student.
+@st.cache_data(max_entries=24, show_spinner=False)
+def overview(cfg: InferenceConfig, _progress=None) -> dict:
+    """Status and the run-level sentences; trains the run on a cache miss (with the progress bar)."""
+    run = compute(cfg, _progress=_progress)
+    if run.diverged_at is not None:
+        return {"diverged_at": run.diverged_at, "status": run.status}
+    layers = range(1, cfg.depth + 1)
+    return {
+        "diverged_at": None,
+        "status": run.status,
+        "caption": run_sentence(run),
+        "ema_caption": ema_caption(run),
+        "gap": {layer: gap_sentence(run, layer) for layer in layers},
+    }
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def unit_view(cfg: InferenceConfig, layer: int, feature: int) -> tuple[dict, dict, bytes]:
+    """One unit's final EMA vs precise BN, the Bessel numbers, and its statistics over training as CSV."""
+    run = compute(cfg)
+    frame = ema_slice(run, layer, feature)
+    return final_stats(run, layer, feature), bessel_table(run, layer, feature), frame.to_csv(index=False).encode()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def modes_view(cfg: InferenceConfig, n: int, layer: int, feature: int, _progress=None) -> dict:
+    tm = modes(cfg, n, _progress=_progress)
+    if tm.errors:
+        return {"errors": tm.errors}
+    return {"errors": {}, "sentence": modes_sentence(tm, layer), "why": why_table(tm, layer, feature)}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def fold_view(cfg: InferenceConfig, arch: str, _progress=None) -> tuple[str, pd.DataFrame]:
+    r = folding(cfg, arch, _progress=_progress)
+    return fold_sentence(r), r.checks
+
+
 # Chart specs are cached too: building and validating Altair charts costs more than the math.
 @st.cache_data(max_entries=64, show_spinner=False)
 def ema_spec(cfg: InferenceConfig, layer: int, feature: int) -> dict:
@@ -269,8 +308,7 @@ def ema_caption(run: InferenceRun) -> str:
     )
 
 
-def ema_sentence(run: InferenceRun, layer: int, feature: int) -> str:
-    s = final_stats(run, layer, feature)
+def ema_sentence(s: dict, layer: int, feature: int) -> str:
     return (
         f"After the last step, unit {feature} of layer {layer}: running_mean **{s['running_mean']:.4f}** vs the "
         f"population mean of the final weights **{s['precise_mean']:.4f}** (off by {s['mean_error_in_std']:.2f} "
@@ -288,7 +326,17 @@ def ema_latex(momentum: float | None) -> list[str]:
     ]
 
 
+MOMENTUM_NOTE = (
+    " The momentum never changes training itself: train mode normalizes with μ_B and σ²_B, so for one seed every "
+    "momentum gives bitwise the same weights; only the statistics eval mode uses, and its accuracy, differ."
+)
+
+
 def momentum_sentence(m: float | None) -> str:
+    return _momentum_words(m) + MOMENTUM_NOTE
+
+
+def _momentum_words(m: float | None) -> str:
     if m is None:
         return (
             "**momentum=None**: the k-th batch gets weight 1/k, so every batch since the start counts equally "
@@ -318,9 +366,12 @@ def keras_sentence(k: float) -> str:
     return text
 
 
-def momentum_frame() -> Styler:
-    """The conversion table; momentum=None has no fixed Keras value or half-life (weight 1/k at step k)."""
-    table = momentum_table().rename(
+def _momentum_frame() -> pd.DataFrame:
+    """The conversion table as text; momentum=None has no fixed Keras value or half-life (1/k at step k)."""
+    table = momentum_table()
+    text = table.map(lambda v: f"{v:.3f}" if isinstance(v, float) and not math.isnan(v) else "— (1/k at step k)")
+    text["pytorch_momentum"] = table["pytorch_momentum"]
+    return text.rename(
         columns={
             "pytorch_momentum": "PyTorch momentum",
             "keras_momentum": "Keras momentum",
@@ -329,17 +380,26 @@ def momentum_frame() -> Styler:
             "weight_last_10": "weight of the last 10 batches",
         }
     )
-    return table.style.format(precision=3, na_rep="— (1/k at step k)")
 
 
-def fold_table(r: FoldResult) -> Styler:
-    return r.checks.style.format(
-        {"max_abs_diff": "{:.2e}", "tolerance": "{:.1e}", "max_abs_output": "{:.2f}", "same_predictions": "{:.0%}"}
-    )
+MOMENTUM_FRAME = _momentum_frame()  # static: computed once per process, shown on every rerun
 
 
-def bessel_latex(run: InferenceRun, layer: int, feature: int) -> tuple[str, str]:
-    b = bessel_table(run, layer, feature)
+FOLD_COLUMNS = {
+    "max_abs_diff": st.column_config.NumberColumn("max |folded − unfolded|", format="%.2e"),
+    "max_abs_output": st.column_config.NumberColumn("max |output|", format="%.2f"),
+    "tolerance": st.column_config.NumberColumn(format="%.1e"),
+    "same_predictions": st.column_config.NumberColumn("same predictions", format="percent"),
+}
+
+
+def number_columns(frame: pd.DataFrame, fmt: str = "%.3f") -> dict:
+    """A column_config giving every numeric column of ``frame`` the same format (cheaper than a Styler)."""
+    numeric = frame.select_dtypes("number").columns
+    return {c: st.column_config.NumberColumn(format=fmt) for c in numeric}
+
+
+def bessel_latex(b: dict, width: int, layer: int) -> tuple[str, str]:
     m = int(b["m"])
     tex = (
         rf"\frac{{m}}{{m-1}} = \frac{{{m}}}{{{m - 1}}} = {b['factor']:.4f}, \qquad "
@@ -347,7 +407,7 @@ def bessel_latex(run: InferenceRun, layer: int, feature: int) -> tuple[str, str]
         rf" = {b['var_unbiased']:.5f}"
     )
     text = (
-        f"Over the second half of training, across all {run.config.width} units of layer {layer}, the batch "
+        f"Over the second half of training, across all {width} units of layer {layer}, the batch "
         f"variance σ²_B averaged **{b['ratio_biased']:.4f}** × the population variance (theory for m = {m}: "
         f"(m − 1)/m = {b['expected_biased']:.4f}); after the correction, **{b['ratio_unbiased']:.4f}** × "
         "(theory: 1). That is why `running_var` stores the unbiased estimate."
@@ -421,7 +481,7 @@ def lab_validation(cfg: InferenceConfig) -> pd.DataFrame | None:
         return None
     st.vega_lite_chart(validation_spec(cfg), width="stretch")
     s = r.summary.set_index("order")
-    st.dataframe(s.style.format("{:.3f}"))
+    st.dataframe(s, column_config=number_columns(s))
     c, sh = s.loc["class-sorted"], s.loc["shuffled"]
     st.warning(
         f"Verdict: validating in train mode reported **{sh['reported_acc']:.1%}** (shuffled) and "
@@ -440,7 +500,7 @@ def lab_finetune(cfg: InferenceConfig) -> pd.DataFrame | None:
         return None
     st.vega_lite_chart(finetune_spec(cfg), width="stretch")
     s = r.summary.set_index("variant")
-    st.dataframe(s.style.format("{:.3f}"))
+    st.dataframe(s, column_config=number_columns(s))
     tr, ev = s.iloc[0], s.iloc[1]
     st.warning(
         f"Verdict: with `requires_grad=False` every weight, γ and β moved by exactly {tr['param_change']:g}, yet "
@@ -484,17 +544,27 @@ def lab_lag(cfg: InferenceConfig) -> pd.DataFrame | None:
         return None
     st.vega_lite_chart(lag_spec(cfg, lag_lr), width="stretch")
     s = r.summary.set_index("run")
-    st.dataframe(s.style.format(precision=3))
+    st.dataframe(s, column_config=number_columns(s))
     calm, fast = s.iloc[0], s.iloc[-1]
     st.warning(
         f"Verdict (second half of training, momentum {momentum_label(cfg.momentum)}): at lr {fast['lr']:g} the "
         f"EMA sat **{fast['stat_error']:.3f}** std from the population mean of the current weights, vs "
         f"{calm['stat_error']:.3f} at lr {calm['lr']:g}; recomputing the statistics (precise BN) changed test "
         f"accuracy by **{fast['gap']:+.1%}** on average at lr {fast['lr']:g} and {calm['gap']:+.1%} at "
-        f"lr {calm['lr']:g}. Final: EMA {fast['acc_ema_final']:.1%}, precise {fast['acc_precise_final']:.1%}.",
+        f"lr {calm['lr']:g}. Final: EMA {fast['acc_ema_final']:.1%}, precise {fast['acc_precise_final']:.1%}."
+        + _lag_hint(cfg.momentum),
         icon="⚖️",
     )
     return r.trace
+
+
+def _lag_hint(m: float | None) -> str:
+    if m is None or half_life(m)[1] > 20:
+        return ""
+    return (
+        f" With momentum {m:g} the EMA forgets fast (half-life {half_life(m)[1]:.1f} steps), so it keeps up; "
+        "the *EMA lag* preset uses Keras's default 0.99 (PyTorch 0.01)."
+    )
 
 
 LAB_RENDERERS = {

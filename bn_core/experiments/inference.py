@@ -408,8 +408,8 @@ def ema_slice(run: InferenceRun, layer: int, feature: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "step": rows["step"].to_numpy(np.int64),
-            "series": [s for s, _ in labels],
-            "stat": [t for _, t in labels],
+            "series": pd.Categorical([s for s, _ in labels]),
+            "stat": pd.Categorical([t for _, t in labels]),
             "value": rows["value"].to_numpy(np.float64),
         }
     )
@@ -449,10 +449,9 @@ def bessel_table(run: InferenceRun, layer: int, feature: int) -> dict[str, float
 
 def final_stats(run: InferenceRun, layer: int, feature: int) -> dict[str, float]:
     """The unit's last running and precise statistics, and how far apart they are."""
-    last = {}
-    for metric in ("running_mean", "running_var", "precise_mean", "precise_var"):
-        column = _wide(run, layer, metric)[feature]
-        last[metric] = float(column.iloc[-1])
+    ema = run.ema
+    rows = ema[(ema["layer"] == layer) & (ema["feature"] == feature) & (ema["step"] == ema["step"].max())]
+    last = dict(zip(rows["metric"].astype(str), rows["value"].astype(float), strict=True))
     last["mean_error_in_std"] = abs(last["running_mean"] - last["precise_mean"]) / math.sqrt(last["precise_var"])
     last["var_ratio"] = last["running_var"] / last["precise_var"]
     return last
