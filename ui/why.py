@@ -134,8 +134,9 @@ TEXT = {
     "debate": (
         "**Where the debate stands.** *Internal covariate shift* was the original motivation (Ioffe & Szegedy "
         "2015, [arXiv:1502.03167](https://arxiv.org/abs/1502.03167)), but the paper never measured it; tabs 1 "
-        "and 2 test it the way Santurkar et al. did, and find it is not the mechanism. The *smoothness* account "
-        "(Santurkar et al. 2018, [arXiv:1805.11604](https://arxiv.org/abs/1805.11604)) has the strongest "
+        "and 2 test it the way Santurkar et al. did, and on this problem find no sign that it is the mechanism. "
+        "The *smoothness* account (Santurkar et al. 2018, [arXiv:1805.11604](https://arxiv.org/abs/1805.11604)) "
+        "has the strongest "
         "measurements behind it, but they look along the gradient direction only and its theory covers a single "
         "BN layer; tab 3 shows a net where the effect is absent. Other accounts: BN's real gift is allowing "
         "larger learning rates (Bjorck et al. 2018, [arXiv:1806.02375](https://arxiv.org/abs/1806.02375)); "
@@ -169,10 +170,10 @@ TAKEAWAY = {
         "Weight decay and learning-rate schedules act on BN nets through this."
     ),
     "jacobian": (
-        "At initialization BN rescales every layer, so the gradient reaching the first layers no longer depends "
-        "on how much each activation squashes. But BN's Jacobian is no isometry: it erases directions (a unit "
-        "shifted or scaled for the whole batch) and spreads the rest, and in deep nets the gradient grows "
-        "toward the input rather than staying constant."
+        "At initialization BN stops the gradient from vanishing on its way back through a deep net: every "
+        "layer's pre-activations are rescaled to unit variance, whatever the weights. But BN's Jacobian is no "
+        "isometry: it erases directions (a unit shifted, or scaled, for the whole batch), spreads the rest, and "
+        "in deep nets the gradient grows toward the input rather than staying constant (Yang et al. 2019)."
     ),
 }
 TRY = {
@@ -473,19 +474,29 @@ def ics_verdict(r: ICSResult) -> str:
     )
 
 
+def _times(ratio: float, what: str) -> str:
+    """'3.2× wider without BN' or '2× narrower without BN' for a no-BN / BN ratio."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return f"the {what} cannot be compared"
+    return (
+        f"the {what} {ratio:.2g}× wider without BN"
+        if ratio >= 1
+        else f"the {what} {1 / ratio:.2g}× narrower without BN"
+    )
+
+
 def landscape_verdict(r: LandscapeResult) -> str:
     s = r.summary.set_index(["metric", "variant"])
-    width = s["mean_width"]
-    beta = s["mean_hi"]
-    ratio = width[("grad_diff", "no BN")] / width[("grad_diff", "BN")] if width[("grad_diff", "BN")] > 0 else math.nan
+    width, beta = s["mean_width"], s["mean_hi"]
+    bn_w, plain_w = width[("grad_diff", "BN")], width[("grad_diff", "no BN")]
     loss_ratio = width[("loss", "no BN")] / width[("loss", "BN")] if width[("loss", "BN")] > 0 else math.nan
+    smoother = "smoother" if beta[("beta", "BN")] < beta[("beta", "no BN")] else "*not* smoother"
     return (
         f"**Measured** (mean over the {r.bands['step'].nunique()} checkpoints): the gradient-predictiveness band is "
-        f"**{width[('grad_diff', 'BN')]:.3g}** wide with BN and **{width[('grad_diff', 'no BN')]:.3g}** without "
-        f"({ratio:.2g}× {'wider' if ratio >= 1 else 'narrower'} without BN); the loss band {loss_ratio:.2g}× "
-        f"{'wider' if loss_ratio >= 1 else 'narrower'} without BN; effective β-smoothness "
-        f"**{beta[('beta', 'BN')]:.3g}** with BN vs **{beta[('beta', 'no BN')]:.3g}** without "
-        f"({'smoother' if beta[('beta', 'BN')] < beta[('beta', 'no BN')] else 'not smoother'} with BN)."
+        f"**{bn_w:.3g}** wide with BN and **{plain_w:.3g}** without "
+        f"({_times(plain_w / bn_w if bn_w > 0 else math.nan, 'band')}); {_times(loss_ratio, 'loss band')}; "
+        f"effective β-smoothness **{beta[('beta', 'BN')]:.3g}** with BN vs **{beta[('beta', 'no BN')]:.3g}** "
+        f"without ({smoother} with BN)."
     )
 
 
@@ -745,13 +756,16 @@ def turn_chart(weights: pd.DataFrame) -> alt.Chart:
     data = _thin(_finite(bn[bn["value"] > 0], "value")).replace({"metric": names})
     pick = _pick("metric")
     return (
-        alt.Chart(data, title="BN net: the same η turns the weights less and less (mean of 5 records)")
+        alt.Chart(data, title="BN net: the same η turns the weights less and less")
         .mark_line(strokeWidth=1.4)
         .encode(
             x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title="value (log)", scale=alt.Scale(type="log")),
+            y=alt.Y("value:Q", title="mean of 5 records (log)", scale=alt.Scale(type="log")),
             color=alt.Color(
-                "metric:N", title=None, scale=alt.Scale(range=PALETTE[4:6]), legend=alt.Legend(orient="top")
+                "metric:N",
+                title=None,
+                scale=alt.Scale(range=PALETTE[4:6]),
+                legend=alt.Legend(orient="top", labelLimit=300),
             ),
             strokeDash=alt.StrokeDash("layer:O", title="layer"),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),

@@ -41,7 +41,7 @@ from torch import Tensor
 from torch.func import jacrev
 
 from bn_core.device import pick_device
-from bn_core.experiments.why import digits
+from bn_core.experiments.why import digits, sub_progress
 from bn_core.models import MAX_DEPTH, MLP, MLPConfig, build_mlp
 from bn_core.train import Progress
 
@@ -137,6 +137,30 @@ def _grad_norms(model: MLP, hs: list[Tensor], y: Tensor, bn: bool) -> list[float
     return torch.stack([g.norm() for g in grads]).tolist()
 
 
+def _one_net(
+    cfg: JacobianConfig, name: str, bn: bool, x: Tensor, y: Tensor, progress: Progress | None
+) -> tuple[list[pd.DataFrame], list[tuple], list[tuple]]:
+    """Singular values, their summary rows and the gradient norms of one net (``name``)."""
+    model = _model(cfg, bn, digits())
+    with torch.no_grad():
+        hs = [x]
+        for i in range(1, cfg.depth + 1):
+            hs.append(layer_fn(model, i, bn)(hs[-1]))
+    sv_frames, layer_rows = [], []
+    for i in range(2, cfg.depth + 1):
+        J = jacrev(layer_fn(model, i, bn))(hs[i - 1])  # (N, W, N, W)
+        s, stats = _layer_rows(J, cfg.batch, cfg.width)
+        erased = s <= ZERO_SV * s[0]
+        sv_frames.append(
+            pd.DataFrame({"variant": name, "layer": i, "index": np.arange(s.size), "value": s, "erased": erased})
+        )
+        layer_rows += [(name, i, m, val) for m, val in stats]
+        if progress is not None:
+            progress((i - 1) / cfg.depth, f"layer {i}/{cfg.depth}")
+    grad_rows = [(name, i, "grad_norm", g) for i, g in enumerate(_grad_norms(model, hs, y, bn))]
+    return sv_frames, layer_rows, grad_rows
+
+
 def run_jacobian(cfg: JacobianConfig, progress: Progress | None = None) -> JacobianResult:
     """Singular values of every hidden-to-hidden Jacobian and the gradient norm per layer, BN vs no BN.
 
@@ -144,28 +168,13 @@ def run_jacobian(cfg: JacobianConfig, progress: Progress | None = None) -> Jacob
         ValueError: depth outside 2 … 10, a batch < 2, or N·W above :data:`MAX_JACOBIAN_SIZE`.
     """
     _check(cfg)
-    split = digits()
-    device = pick_device()
+    split, device = digits(), pick_device()
     x = split.x_train[: cfg.batch].to(device=device, dtype=torch.float64)  # (N, 64)
     y = split.y_train[: cfg.batch].to(device)
     sv_frames, layer_rows, grad_rows = [], [], []
     for v, (name, bn) in enumerate((("no BN", False), ("BN", True))):
-        model = _model(cfg, bn, split)
-        with torch.no_grad():
-            hs = [x]
-            for i in range(1, cfg.depth + 1):
-                hs.append(layer_fn(model, i, bn)(hs[-1]))
-        for i in range(2, cfg.depth + 1):
-            J = jacrev(layer_fn(model, i, bn))(hs[i - 1])  # (N, W, N, W)
-            s, stats = _layer_rows(J, cfg.batch, cfg.width)
-            erased = s <= ZERO_SV * s[0]
-            sv_frames.append(
-                pd.DataFrame({"variant": name, "layer": i, "index": np.arange(s.size), "value": s, "erased": erased})
-            )
-            layer_rows += [(name, i, m, val) for m, val in stats]
-            if progress is not None:
-                progress((v + (i - 1) / cfg.depth) / 2, f"{name}: layer {i}/{cfg.depth}")
-        grad_rows += [(name, i, "grad_norm", g) for i, g in enumerate(_grad_norms(model, hs, y, bn))]
+        svs, layers, grads = _one_net(cfg, name, bn, x, y, sub_progress(progress, v, 2, name))
+        sv_frames, layer_rows, grad_rows = sv_frames + svs, layer_rows + layers, grad_rows + grads
     columns = ["variant", "layer", "metric", "value"]
     return JacobianResult(
         svals=pd.concat(sv_frames, ignore_index=True),

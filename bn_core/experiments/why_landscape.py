@@ -120,6 +120,23 @@ def _summary(bands: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _probed_run(
+    name: str, norm: str, cfg: LandscapeConfig, at: set[int], etas: np.ndarray, progress: Progress | None
+) -> tuple[TrainResult, pd.DataFrame]:
+    """Train one net and probe it at the checkpoints; its probe rows, labelled ``name``."""
+    split = digits()
+    common = {"lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seed, "depth": cfg.depth, "activation": cfg.activation}
+    train_cfg = net_config(norm, variant=name, record_layers=False, record_grads=False, **common)
+    rows = fixed_rows(train_cfg, split)[0][: train_cfg.batch_size]
+    hook = _LandscapeHook(at - {0}, split.x_train[rows], split.y_train[rows], etas)
+    result = train(train_cfg, data=split, progress=progress, on_step=hook)
+    if 0 in at:  # on_step never sees the init: probe the model train() started from
+        hook.probe(initial_model(train_cfg, split), 0)
+    frame = pd.DataFrame(hook.rows, columns=["step", "eta", "metric", "value"])
+    frame.insert(1, "variant", name)
+    return result, frame
+
+
 def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> LandscapeResult:
     """Train BN and no BN; probe the landscape at the checkpoints (step 0 = init included).
 
@@ -130,19 +147,10 @@ def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> Lan
         raise ValueError(f"Use 2 … {cfg.steps} checkpoints (got {cfg.checkpoints}).")
     etas = cfg.lr * eta_factors(cfg.n_eta)
     at = {int(s) for s in np.linspace(0, cfg.steps, cfg.checkpoints).round()}
-    split = digits()
     runs: dict[str, TrainResult] = {}
     frames = []
-    common = {"lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seed, "depth": cfg.depth, "activation": cfg.activation}
     for i, (name, norm) in enumerate((("no BN", "none"), ("BN", "batch"))):
-        train_cfg = net_config(norm, variant=name, record_layers=False, record_grads=False, **common)
-        rows = fixed_rows(train_cfg, split)[0][: train_cfg.batch_size]
-        hook = _LandscapeHook(at - {0}, split.x_train[rows], split.y_train[rows], etas)
-        runs[name] = train(train_cfg, data=split, progress=sub_progress(progress, i, 2, name), on_step=hook)
-        if 0 in at:  # on_step never sees the init: probe the model train() started from
-            hook.probe(initial_model(train_cfg, split), 0)
-        frame = pd.DataFrame(hook.rows, columns=["step", "eta", "metric", "value"])
-        frame.insert(1, "variant", name)
+        runs[name], frame = _probed_run(name, norm, cfg, at, etas, sub_progress(progress, i, 2, name))
         frames.append(frame)
     probes = pd.concat(frames, ignore_index=True).astype({"step": "int64", "eta": "float64", "value": "float64"})
     probes = probes.sort_values(["variant", "step", "metric", "eta"], kind="stable", ignore_index=True)
