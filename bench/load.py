@@ -84,9 +84,21 @@ class Meter:
         return []
 
     def sample(self) -> None:
-        server = self._tree(self._proc(self.server_pid))
-        server_pids = {p.pid for p in server}
-        client = [p for p in self._tree(self._proc(os.getpid())) if p.pid not in server_pids]
+        # One snapshot of this process's tree, split by ancestry, so a worker the server
+        # spawns between two listings is never counted as the client's.
+        everyone = self._tree(self._proc(os.getpid()))
+        parent = {}
+        for p in everyone:
+            with contextlib.suppress(psutil.Error):
+                parent[p.pid] = p.ppid()
+
+        def in_server(pid: int) -> bool:
+            while pid != self.server_pid and pid in parent:
+                pid = parent[pid]
+            return pid == self.server_pid
+
+        server = [p for p in everyone if in_server(p.pid)]
+        client = [p for p in everyone if not in_server(p.pid)]
         for procs, cpu, peak in (
             (server, self.server_cpu, "server_peak_rss"),
             (client, self.client_cpu, "client_peak_rss"),
@@ -146,6 +158,8 @@ class Batch:
     client_cpu_s: float = 0.0
     client_peak_rss_mb: float = 0.0
     wall_s: float = 0.0
+    server_pid: int = 0
+    warmup: list[SessionResult] = field(default_factory=list)  # --warm: the teacher's session, not in the times
     tracebacks: int = 0
     log_tail: list[str] = field(default_factory=list)
 
@@ -215,11 +229,15 @@ async def run_batch(info: PageInfo, mode: str, n: int, opts: argparse.Namespace,
     started = time.perf_counter()
     with streamlit_server(_server_args(mode, n, opts.session_timeout, opts.server_arg)) as (base, proc):
         _SERVERS.add(proc.pid)
+        batch.server_pid = proc.pid
         log = _drain(proc)
         try:
             with Meter(proc.pid) as meter:
                 server0, client0 = meter.cpu()
                 drive = _agent_batch if mode == "agent" else _playwright_batch
+                if opts.warm and n > 1:  # the teacher's projector: one session first, inside the CPU window
+                    batch.warmup = await drive(base, info, [seeds[0]], [0.0], opts, budget_s)
+                    budget_s -= time.perf_counter() - started
                 batch.results = await drive(base, info, seeds, delays, opts, budget_s)
                 await asyncio.sleep(0.3)  # let the server finish answering and closing sessions
                 server1, client1 = meter.cpu()
@@ -264,6 +282,7 @@ class PageRun:
             "client_cpu_s": m.client_cpu_s,
             "client_peak_rss_mb": m.client_peak_rss_mb,
             "server_tracebacks": m.tracebacks,
+            "warmup_errors": sum(not r.ok for r in m.warmup) if m.warmup else None,
             "wall_s": m.wall_s,
             "first_errors": sorted({r.error for r in m.results if r.error})[:3],
         }
@@ -272,6 +291,7 @@ class PageRun:
                 "single_open_s": s.results[0].open_s if s.results else None,
                 "single_interact_s": s.results[0].interact_s if s.results else None,
                 "single_server_cpu_s": s.server_cpu_s,
+                "single_server_peak_rss_mb": s.server_peak_rss_mb,
                 "single_errors": s.errors,
                 "cpu_ratio": m.server_cpu_s / s.server_cpu_s if s.server_cpu_s > 0 else None,
                 "marginal_cpu_per_session_s": (m.server_cpu_s - s.server_cpu_s) / max(m.sessions - 1, 1),
@@ -393,6 +413,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--session-timeout", type=float, default=120, help="seconds per session")
     parser.add_argument("--ramp", type=float, default=0, help="spread the arrivals over this many seconds")
     parser.add_argument("--distinct-seeds", action="store_true", help="session i sets seed i+1 (no shared cache)")
+    parser.add_argument("--warm", action="store_true",
+                        help="one untimed session (the teacher's) before the n; its CPU still counts")  # fmt: skip
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the 1-session run")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `streamlit run` argument")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server, e.g. BN_THREADS=2")
@@ -429,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "ramp_s": opts.ramp,
         "distinct_seeds": opts.distinct_seeds,
+        "warm": opts.warm,
         "env": opts.env,
         "server_args": opts.server_arg,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 
+import psutil
 import pytest
 
 from bench.common import Result
@@ -19,6 +21,16 @@ from ui.nav import PAGES
 
 STEPS = next(p for p in PAGES if p.url_path == "normalization-steps")
 HAS_BROWSER = bool(shutil.which("chromium") or shutil.which("chromium-browser"))
+
+
+def _children() -> set[int]:
+    """This process's live descendants."""
+    alive = set()
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.add(p.pid)
+    return alive
 
 
 def _smoke(mode: str):
@@ -35,7 +47,9 @@ def _smoke(mode: str):
 def test_five_concurrent_sessions_render_and_interact(mode):
     if mode == "playwright" and not HAS_BROWSER and os.environ.get("BN_REQUIRE_BROWSER") != "1":
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    before = _children()
     batch = _smoke(mode)
+    assert not _children() - before, "the harness left processes running"  # server group, browser, driver
     problems = sorted({p for r in batch.results for p in r.problems})
     assert len(batch.results) == 5
     for r in batch.results:  # every session rendered the page, then rendered it again after the new seed
