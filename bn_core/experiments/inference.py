@@ -55,12 +55,15 @@ __all__ = [
     "InferenceConfig",
     "InferenceRun",
     "run_inference",
+    "model_config",
     "train_config",
     "trained_model",
+    "layer_outputs",
     "half_life",
     "momentum_table",
     "bessel_table",
     "ema_slice",
+    "final_stats",
     "TwoModes",
     "two_modes",
     "batch_of_one_errors",
@@ -149,13 +152,22 @@ def train_config(cfg: InferenceConfig) -> TrainConfig:
 
 
 def trained_model(run: InferenceRun, backend: Literal["manual", "torch"] = "manual") -> nn.Module:
-    """A fresh model holding the run's trained weights and running statistics, in eval mode.
+    """A fresh model holding the run's trained weights and running statistics, in eval mode, on ``pick_device()``.
 
     ``backend="torch"`` loads the same state into ``nn.BatchNorm1d`` layers: the buffers match.
     """
     model = build_model(model_config(run.config, backend), seed=run.config.seed)
     model.load_state_dict(run.state)
-    return model.eval()
+    return model.to(pick_device()).eval()
+
+
+def _on(model: nn.Module, t: Tensor) -> Tensor:
+    """``t`` on the model's device (data splits live on the CPU)."""
+    return t.to(next(model.parameters()).device)
+
+
+def _on_model(model: nn.Module, module: nn.Module) -> nn.Module:
+    return module.to(next(model.parameters()).device)
 
 
 def half_life(momentum: float) -> tuple[float, float]:
@@ -486,7 +498,7 @@ def batch_of_one_errors(run: InferenceRun, data: DataSplit | None = None) -> dic
         model = trained_model(run, backend).train()
         try:
             with torch.no_grad():
-                model(x1)
+                model(_on(model, x1))
             errors[label] = "(no error)"
         except (ValueError, RuntimeError) as err:
             errors[label] = f"{type(err).__name__}: {err}"
@@ -618,8 +630,8 @@ def _validate_in_train_mode(run: InferenceRun, x: Tensor, y: Tensor, B: int) -> 
     correct = 0
     for i, start in enumerate(range(0, len(y) - B + 1, B), start=1):
         with torch.no_grad():
-            logits = model.train()(x[start : start + B])  # the bug: BN uses batch stats and updates its EMA
-        correct += int((logits.argmax(1) == y[start : start + B]).sum())
+            logits = model.train()(_on(model, x[start : start + B]))  # the bug: batch stats, and the EMA moves
+        correct += int((logits.argmax(1).cpu() == y[start : start + B]).sum())
         trace += [(i, "eval_acc", evaluate(model, x, y).accuracy), (i, "drift", _drift(model, before))]
     return trace, correct / (len(y) // B * B)
 
@@ -683,7 +695,7 @@ def _finetune_records(model: nn.Module, old_head: nn.Module, before, split: Data
 def _finetune(run: InferenceRun, split: DataSplit, bn_eval: bool) -> tuple[list[tuple], float]:
     model = trained_model(run)
     before, params_before = _buffers(model), [p.detach().clone() for p in model.blocks.parameters()]
-    old_head, model.head = model.head, _new_head(run.config.width, run.config.seed)
+    old_head, model.head = model.head, _on_model(model, _new_head(run.config.width, run.config.seed))
     for p in model.blocks.parameters():
         p.requires_grad_(False)  # "frozen" backbone: W, b, gamma, beta
     opt = torch.optim.SGD(model.head.parameters(), lr=FT_LR)
@@ -696,7 +708,7 @@ def _finetune(run: InferenceRun, split: DataSplit, bn_eval: bool) -> tuple[list[
         for bn in bn_layers(model) if bn_eval else []:
             bn.eval()  # the fix: BN uses and keeps its running statistics
         idx = torch.randint(len(y), (max(run.config.batch_size, 2),), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = F.cross_entropy(model(_on(model, x[idx])), _on(model, y[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -840,10 +852,10 @@ def _fold_models(run: InferenceRun, arch: str, split: DataSplit, progress: Progr
         steps=FOLD_CNN_STEPS, eval_every=FOLD_CNN_STEPS, seed=run.config.seed, record_layers=False,
         record_grads=False, variant="CNN",
     )  # fmt: skip
-    model = train(tcfg, data=split, progress=progress).model.eval()
+    model = train(tcfg, data=split, progress=progress).model.to(pick_device()).eval()
     twin = build_model(replace(cnn, backend="torch"), seed=run.config.seed)
     twin.load_state_dict(model.state_dict())
-    return model, twin.eval(), cnn
+    return model, _on_model(model, twin).eval(), cnn
 
 
 def _fold_checks(model: nn.Module, model_cfg, split: DataSplit, seed: int) -> pd.DataFrame:
@@ -866,10 +878,18 @@ def _fold_checks(model: nn.Module, model_cfg, split: DataSplit, seed: int) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
+def _synced(y: Tensor) -> Tensor:
+    """Wait for the device: CUDA kernels run asynchronously, and a timer must see them finish."""
+    if y.is_cuda:
+        torch.cuda.synchronize(y.device)
+    return y
+
+
 def _fold_timing(models: dict[str, nn.Module], x: Tensor, rounds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     timing, speedup = [], []
     for n in FOLD_BATCHES:
-        fns = {name: (lambda m=m, xb=x[:n]: m(xb)) for name, m in models.items()}
+        inputs = {name: _on(m, x[:n]) for name, m in models.items()}
+        fns = {name: (lambda m=m, xb=inputs[name]: _synced(m(xb))) for name, m in models.items()}
         result = interleaved_times(fns, rounds)
         timing += [(n, name, med * 1e3) for name, (med, _) in result.items()]
         folded = result["folded"][1]
