@@ -244,14 +244,24 @@ def shift_spec(cfg: InferenceConfig, a: float, b: float, noise: float) -> dict:
 @st.cache_data(max_entries=16, show_spinner=False)
 def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
     trace = lag(cfg, lag_lr).trace
-    acc = trace[trace["metric"] != "stat_error"].assign(
-        series=lambda f: f["run"] + ", " + f["metric"].map({"acc_ema": "EMA", "acc_precise": "precise BN"})
-    )
+    names = {"acc_ema": "EMA (running stats)", "acc_precise": "precise BN"}
+    acc = trace[trace["metric"] != "stat_error"].assign(statistics=lambda f: f["metric"].map(names))
     err = trace[trace["metric"] == "stat_error"]
-    left = charts.lines(acc, color="series", x_title="step", y_title="test accuracy", height=240)
+    left = (
+        alt.Chart(acc)
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=alt.X("step:Q", title="step"),
+            y=alt.Y("value:Q", title="test accuracy", scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N", scale=alt.Scale(range=charts.PALETTE)),
+            strokeDash=alt.StrokeDash("statistics:N", title="eval with", sort=list(names.values())),
+            tooltip=["run:N", "statistics:N", "step:Q", alt.Tooltip("value:Q", format=".3f", title="accuracy")],
+        )
+        .properties(height=240)
+    )
     right = charts.lines(err, color="run", x_title="step", y_title="|running_mean − population mean| / std",
                          height=240)  # fmt: skip
-    return alt.hconcat(left, right).resolve_scale(color="independent").to_dict()
+    return alt.hconcat(left, right).resolve_scale(color="shared").to_dict()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -640,7 +650,8 @@ def ema_chart(frame: pd.DataFrame) -> alt.FacetChart:
 def _two_panels(trace: pd.DataFrame, x: str, color: str, titles: dict[str, str], x_title: str) -> alt.FacetChart:
     """Two metrics side by side, each with its own y scale (one legend, one highlight selection)."""
     data = trace[trace["metric"].isin(titles)].assign(metric=lambda f: f["metric"].map(titles))
-    chart = charts.lines(data, x=x, color=color, x_title=x_title, y_title="", points=True, height=220)
+    chart = charts.lines(data, x=x, color=color, x_title=x_title, points=True, height=220)
+    chart = chart.encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)))  # small moves must show
     return chart.properties(width=300).facet(column=alt.Column("metric:N", title=None)).resolve_scale(y="independent")
 
 
