@@ -20,7 +20,9 @@ from bn_core.experiments.training import (
     GridConfig,
     band_drift,
     band_frame,
+    estimated_seconds,
     grid_config,
+    grid_estimated_seconds,
     grid_summary,
     run_backend_check,
     run_comparison,
@@ -251,3 +253,17 @@ def test_depth_and_init_grids_bn_is_robust():
     init = grid_summary(run_grid(GridConfig(base=base, axis="init_scale", values=(0.1, 1.0), n_seeds=3)), 0.9)
     init = init.set_index(["value", "variant"])
     assert init.loc[(0.1, "BN"), "min_acc"] > 0.85 and init.loc[(0.1, "no BN"), "max_acc"] < 0.5
+
+
+def test_the_cost_guard_refuses_only_extreme_combinations():
+    """Calibrated on the default (≈ 2 s of CPU): every preset and every single extreme control passes."""
+    assert 1.0 < estimated_seconds(ComparisonConfig()) < 4.0
+    for one in ({"depth": 10, "steps": 1000}, {"batch_size": 1024}, {"width": 256}, {"steps": 2000}, {"depth": 10}):
+        assert estimated_seconds(replace(ComparisonConfig(), **one)) < 30, one
+    huge = ComparisonConfig(depth=10, width=256, batch_size=1024, steps=2000)
+    for run in (run_comparison, run_backend_check):
+        with pytest.raises(ValueError, match="would take about"):
+            run(huge)
+    assert grid_estimated_seconds(grid_config(ComparisonConfig(), "depth", 300)) < 20
+    with pytest.raises(ValueError, match="would take about"):
+        run_grid(grid_config(replace(ComparisonConfig(), width=256, batch_size=1024), "lr", 1000, 5))

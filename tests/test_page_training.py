@@ -119,10 +119,11 @@ def test_a_diverging_learning_rate_is_reported_not_raised():
         ({"batch": "1"}, "batch of at least 2"),  # BN on one example
         ({"data": "moons", "batch": "1024"}, "batch_size must be in 1"),  # larger than the training set
         ({"arch": "cnn", "data": "moons"}, "image data"),  # the CNN needs 8×8 images
+        ({"depth": "10", "width": "256", "batch": "1024", "steps": "2000"}, "would take about"),  # cost guard
     ],
 )
 def test_invalid_combinations_get_a_clear_error(query, phrase):
-    at = open_page(PAGE, query={**query, **SHORT})
+    at = open_page(PAGE, query={**SHORT, **query})
     assert_clean(at)
     assert any(phrase in e for e in alerts(at, "error")), alerts(at)
     assert not charts(at)

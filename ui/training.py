@@ -20,6 +20,7 @@ from bn_core.experiments.training import (
     band_drift,
     band_frame,
     grid_config,
+    grid_estimated_seconds,
     grid_summary,
     n_layers,
     run_backend_check,
@@ -201,6 +202,15 @@ def backend_spec(cfg: ComparisonConfig) -> dict:
 # -- controls -----------------------------------------------------------------------
 
 
+def _label(field: str):
+    """A widget label function that maps a label to itself too: AppTest's ``select_index`` passes labels back."""
+    return lambda value: NAMES[field].get(value, value)
+
+
+def _layer_label(k: int | str) -> str:
+    return k if isinstance(k, str) else f"hidden {k}"
+
+
 def controls() -> ComparisonConfig:
     """Preset picker and every training control; returns the comparison's config."""
     a, b = st.columns([3, 2])
@@ -210,10 +220,10 @@ def controls() -> ComparisonConfig:
     widgets.grid_slider(STATE, "target", "Target test accuracy", fmt="{:.0%}", where=b)
     with st.expander("Network, data and training", expanded=True):
         c = st.columns(4)
-        widgets.choice(STATE, "arch", "Architecture", fmt=NAMES["arch"].get, where=c[0])
+        widgets.choice(STATE, "arch", "Architecture", fmt=_label("arch"), where=c[0])
         widgets.choice(STATE, "data", "Dataset", where=c[1])
         widgets.choice(STATE, "act", "Activation", where=c[2])
-        widgets.choice(STATE, "opt", "Optimizer", fmt=NAMES["opt"].get, where=c[3])
+        widgets.choice(STATE, "opt", "Optimizer", fmt=_label("opt"), where=c[3])
         c = st.columns(4)
         widgets.slider(STATE, "depth", "Hidden layers (MLP)", where=c[0])
         widgets.grid_slider(STATE, "width", "Width (MLP)", fmt="{:.0f}", where=c[1])
@@ -222,19 +232,21 @@ def controls() -> ComparisonConfig:
         c = st.columns(4)
         widgets.grid_slider(STATE, "batch", "Batch size", fmt="{:.0f}", where=c[0])
         widgets.grid_slider(STATE, "steps", "Steps", fmt="{:.0f}", where=c[1])
-        widgets.choice(STATE, "place", "BN placement", fmt=NAMES["place"].get, where=c[2])
-        widgets.choice(STATE, "backend", "BN backend", fmt=NAMES["backend"].get, where=c[3])
+        widgets.choice(STATE, "place", "BN placement", fmt=_label("place"), where=c[2])
+        widgets.choice(STATE, "backend", "BN backend", fmt=_label("backend"), where=c[3])
         widgets.toggle(STATE, "ill", "Ill-scaled inputs (feature j × a factor in 1 … 1000)")
     return config()
 
 
 def config() -> ComparisonConfig:
+    """The comparison the controls describe; MLP-only fields stay at their defaults for the CNN (one cache key)."""
+    mlp = STATE["arch"] == "mlp"
     return ComparisonConfig(
         dataset=STATE["data"],
         ill_scaled=bool(STATE["ill"]),
         arch=STATE["arch"],
-        depth=int(STATE["depth"]),
-        width=int(STATE["width"]),
+        depth=int(STATE["depth"]) if mlp else DEFAULTS.depth,
+        width=int(STATE["width"]) if mlp else DEFAULTS.width,
         activation=STATE["act"],
         placement=STATE["place"],
         init_scale=float(STATE["init"]),
@@ -257,15 +269,15 @@ def fit_view(cfg: ComparisonConfig) -> None:
 
 def layer_controls(cfg: ComparisonConfig) -> tuple[int, str]:
     a, b = st.columns(2)
-    a.selectbox("Layer", range(1, n_layers(cfg) + 1), key=STATE.key("layer"), format_func=lambda k: f"hidden {k}")
-    widgets.choice(STATE, "band", "Percentiles of", style="radio", fmt=NAMES["band"].get, where=b)
+    a.selectbox("Layer", range(1, n_layers(cfg) + 1), key=STATE.key("layer"), format_func=_layer_label)
+    widgets.choice(STATE, "band", "Percentiles of", style="radio", fmt=_label("band"), where=b)
     return int(STATE["layer"]), STATE["band"]
 
 
 def hist_controls(cfg: ComparisonConfig) -> tuple[tuple[int, ...], str]:
     a, b = st.columns([3, 2])
     a.multiselect("Steps to compare (up to 4)", snapshot_steps(cfg), key=STATE.key("snaps"), max_selections=4)
-    widgets.choice(STATE, "hist", "Histogram of", style="radio", fmt=NAMES["hist"].get, where=b)
+    widgets.choice(STATE, "hist", "Histogram of", style="radio", fmt=_label("hist"), where=b)
     return tuple(int(s) for s in STATE["snaps"]), STATE["hist"]
 
 
@@ -381,15 +393,18 @@ def grid_section(axis: str, cfg: ComparisonConfig) -> None:
     """Toggle, progress bar, chart, divergence notes and table of one grid."""
     flag, title, claim = GRIDS[axis]
     n = int(STATE["seeds"])
-    values = grid_config(cfg, axis, 100, n).values
-    st.markdown(f"{claim} {len(values)} values × {{BN, no BN}} × {n} seed(s) = **{2 * n * len(values)} networks**.")
+    gcfg = grid_config(cfg, axis, int(STATE["gsteps"]), n)
+    k = len(gcfg.values)
+    st.markdown(
+        f"{claim} {k} values × {{BN, no BN}} × {n} seed(s) = **{2 * n * k} networks** of {gcfg.base.steps} steps"
+        + (f", about {grid_estimated_seconds(gcfg):.0f} s of CPU here." if cfg.arch == "mlp" else ".")
+    )
     widgets.toggle(STATE, flag, f"Train the {title} grid")
     if cfg.arch != "mlp":
         st.info("The batched sweep engine stacks MLPs only; pick an MLP preset for the grids.")
         return
     if not STATE[flag]:
         return
-    gcfg = grid_config(cfg, axis, int(STATE["gsteps"]), n)
     if common.run(compute_grid, gcfg, label=f"Training the {title} grid…") is None:
         return
     spec, summary = grid_view(gcfg, float(STATE["target"]))

@@ -44,6 +44,8 @@ __all__ = [
     "run_comparison",
     "run_grid",
     "run_backend_check",
+    "estimated_seconds",
+    "grid_estimated_seconds",
     "train_config",
     "grid_config",
     "grid_values",
@@ -181,6 +183,52 @@ def snapshot_steps(cfg: ComparisonConfig) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------------------
+# Cost guard: one student's extreme settings must not stall a shared 2-core server
+# ---------------------------------------------------------------------------
+
+MAX_RUN_S = 30.0  # estimated CPU seconds for a comparison (two nets) or a backend check
+MAX_GRID_S = 60.0  # estimated CPU seconds for one grid
+_MAC_PER_S = 1e10  # multiply-adds per second, forward + backward, 1 thread (measured order of magnitude here)
+_STEP_S, _LAYER_S, _BN_S = 4e-4, 1e-4, 3.5e-4  # Python overhead per step, per layer, per hand-written BN layer
+
+
+def _macs_per_example(cfg: ComparisonConfig) -> float:
+    """Multiply-adds of one forward pass (inputs ≤ 64 features, 10 classes: the largest of our datasets)."""
+    if cfg.arch == "cnn":
+        c1, c2 = CNNConfig().channels
+        return 64 * c1 * 9 + 16 * c2 * 9 * c1 + c2 * 10  # conv 8×8 (stride 1), conv 4×4 (stride 2), head
+    return 64 * cfg.width + (cfg.depth - 1) * cfg.width**2 + cfg.width * 10
+
+
+def estimated_seconds(cfg: ComparisonConfig) -> float:
+    """Rough CPU seconds to train the BN and the no-BN net of ``cfg`` (calibrated on Fig. 1: ≈ 2 s)."""
+    layers = n_layers(cfg)
+    flops = 3 * cfg.batch_size * _macs_per_example(cfg) / _MAC_PER_S  # forward + backward ≈ 3 forwards
+    per_step = 2 * (_STEP_S + layers * _LAYER_S + flops) + layers * _BN_S
+    return cfg.steps * per_step
+
+
+def grid_estimated_seconds(cfg: GridConfig) -> float:
+    """Rough CPU seconds for a grid: the stacked sweep is bound by its arithmetic, plus a little per layer."""
+    depths = [int(v) for v in cfg.values] if cfg.axis == "depth" else [cfg.base.depth] * len(cfg.values)
+    total = 0.0
+    for depth in depths:
+        base = replace(cfg.base, depth=depth)
+        per_net_step = 3 * base.batch_size * _macs_per_example(base) / _MAC_PER_S + depth * 2e-5
+        total += 2 * cfg.n_seeds * base.steps * per_net_step
+    return total
+
+
+def _check_cost(seconds: float, limit: float, what: str) -> None:
+    if pick_device().type == "cpu" and seconds > limit:
+        raise ValueError(
+            f"{what} would take about {seconds:.0f} s of CPU on this machine; the limit is {limit:.0f} s, so that "
+            "one setting cannot stall the lab for the whole class. Lower the steps, batch size, width, depth or "
+            "(for the grids) the seeds or steps per network."
+        )
+
+
+# ---------------------------------------------------------------------------
 # The default comparison
 # ---------------------------------------------------------------------------
 
@@ -294,6 +342,7 @@ def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> C
         ValueError: an invalid combination (BN with batch 1, batch larger than the
             training set, the CNN on a non-image dataset, …), with a message for the user.
     """
+    _check_cost(estimated_seconds(cfg), MAX_RUN_S, "This comparison")
     split = load_dataset(train_config(cfg, "batch").data)
     snaps_at = snapshot_steps(cfg)
     results, snaps = [], {}
@@ -391,6 +440,7 @@ def run_grid(cfg: GridConfig, progress: Progress | None = None) -> GridResult:
     """
     if cfg.base.arch != "mlp":
         raise ValueError("The sweep engine trains MLPs only: pick an MLP preset to run the grids.")
+    _check_cost(grid_estimated_seconds(cfg), MAX_GRID_S, "This grid")
     split = load_dataset(train_config(cfg.base, "batch").data)
     if cfg.axis == "depth":
         parts = []
@@ -449,7 +499,7 @@ def grid_summary(result: GridResult, target: float) -> pd.DataFrame:
                 "first_diverged_at": int(div.min()) if len(div) else None,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"first_diverged_at": "Int64"})
 
 
 # ---------------------------------------------------------------------------
@@ -466,6 +516,7 @@ def run_backend_check(cfg: ComparisonConfig, progress: Progress | None = None) -
     implementation differs. ``diffs`` holds the largest absolute difference of every
     curve and of the layer statistics, and the step where it occurs.
     """
+    _check_cost(estimated_seconds(cfg), MAX_RUN_S, "This check")
     split = load_dataset(train_config(cfg, "batch").data)
     runs = []
     for i, backend in enumerate(("manual", "torch")):
