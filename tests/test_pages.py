@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.helpers import alerts, assert_clean, open_page
 from ui.nav import PAGES
 
@@ -43,3 +44,13 @@ def test_tampered_global_seed_is_clamped_with_a_notice():
     assert_clean(at)
     assert at.sidebar.number_input[0].value == 0
     assert any("global seed" in w and "clamped" in w for w in alerts(at, "warning"))
+
+
+@pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
+def test_every_url_has_its_deep_link_shim(info):
+    """pages/<url_path>.py must exist and only hand over to app.py (see the shim's docstring)."""
+    shim = ROOT / "pages" / f"{info.url_path}.py"
+    assert shim.exists()
+    code = shim.read_text()
+    assert 'runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"))' in code
+    assert f"/{info.url_path}" in code

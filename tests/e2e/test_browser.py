@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.server import SCREENSHOTS, browser_page, wait_for_page
+from tests.e2e.server import streamlit_server as streamlit_server_ctx
 from ui.nav import PAGES
 
 pytestmark = pytest.mark.e2e
@@ -44,3 +45,15 @@ def test_steps_page_reacts_to_a_click(streamlit_server, browser):
     assert page.locator("[data-testid=stException]").count() == 0
     assert console_errors == [], console_errors
     page.close()
+
+
+def test_a_deep_link_as_the_first_request_of_a_fresh_server(browser):
+    """The class scenario: the app just woke up and a student opens a shared page link first."""
+    with streamlit_server_ctx() as (url, _proc):
+        page, console_errors = browser_page(browser)
+        page.goto(f"{url}/normalization-steps?seed=5")
+        wait_for_page(page, min_charts=2)
+        assert page.locator("text=does not seem to exist").count() == 0
+        assert console_errors == [], console_errors
+        assert page.get_by_label("Global seed", exact=True).input_value() == "5"
+        page.close()
