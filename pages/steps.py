@@ -39,7 +39,7 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     st.caption("Whatever the input's location and spread, x̂ has mean 0 and variance ≈ 1; y then has mean β, std |γ|.")
 
     st.subheader("4 · The whole batch")
-    st.dataframe(ui.styled_table(result, i), height=260, hide_index=True, column_config=ui.table_config(result))
+    st.dataframe(ui.marked_table(result, i), height=260, hide_index=True, column_config=ui.table_config(result))
     st.dataframe(result.stats, hide_index=True)
     common.download_csv(result.table, "batchnorm_steps.csv", "⬇️ Download the table (CSV)")
 

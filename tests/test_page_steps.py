@@ -128,3 +128,10 @@ def test_pasted_csv_is_normalized():
     stats = _stats(at)
     assert list(stats["feature"]) == ["h", "w"]
     assert stats["mu_B"].iloc[1] == pytest.approx((65 + 80 + 58) / 3)
+
+
+def test_the_tracked_example_is_marked_in_the_table(page):
+    assert list(_table(page).query("tracked == '▶'")["example"]) == [0]
+    page.number_input(key="steps:i").set_value(5).run()
+    assert list(_table(page).query("tracked == '▶'")["example"]) == [5]
+    assert "x_{5}" in page.latex[2].value

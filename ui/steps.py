@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
-from pandas.io.formats.style import Styler
 
 from bn_core.data import DISTRIBUTIONS, MAX_COLS, MAX_ROWS, ParsedCSV, parse_csv
 from bn_core.experiments.steps import NORM_SHAPE, StepsConfig, StepsResult, norm_comparison, run_steps
@@ -239,12 +239,13 @@ def step_equations(r: StepsResult, j: int, i: int, eps: float) -> list[str]:
     ]
 
 
-def styled_table(r: StepsResult, i: int) -> Styler:
-    """The N×C table of x, x̂ and y with the tracked example highlighted."""
-    marked = r.table.style.apply(
-        lambda row: ["background-color: #FFF3BF"] * len(row), axis=1, subset=([i], slice(None))
-    )
-    return marked
+def marked_table(r: StepsResult, i: int) -> pd.DataFrame:
+    """The N×C table of x, x̂ and y, the tracked example marked ▶ in the first column.
+
+    A marker column instead of a pandas Styler: styling the whole table was 38 % of a
+    rerun's server CPU under 30 sessions (docs/load.md).
+    """
+    return r.table.assign(tracked=np.where(r.table["example"] == i, "▶", "")).iloc[:, [-1, *range(r.table.shape[1])]]
 
 
 def histogram_chart(r: StepsResult) -> alt.Chart:
@@ -278,7 +279,8 @@ def norms_panel() -> tuple[dict, pd.DataFrame]:
 
 def table_config(r: StepsResult) -> dict:
     """Four decimals for every number column of the batch table."""
-    return {c: st.column_config.NumberColumn(format="%.4f") for c in r.table.columns if c != "example"}
+    numbers = {c: st.column_config.NumberColumn(format="%.4f") for c in r.table.columns if c != "example"}
+    return {"tracked": st.column_config.TextColumn("", width="small"), **numbers}
 
 
 def group_summary(frame: pd.DataFrame) -> pd.DataFrame:
