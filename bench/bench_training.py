@@ -110,7 +110,7 @@ def _sweep_speedup(split: DataSplit, quick: bool, suffix: str) -> Result:
 def _overhead(split: DataSplit, quick: bool, suffix: str) -> Result:
     steps = 150 if quick else FIG1_STEPS
     pair = [fig1_config("batch", steps=steps), fig1_config("none", steps=steps)]
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 5
     detail: dict[str, float] = {"steps": steps}
     for cfg in pair:  # per variant, for the record
         m = _ratio_pair(lambda c=cfg: train(c, data=split), lambda c=cfg: _minimal_run(c, split), repeats)

@@ -25,6 +25,7 @@ from bn_core.train import (
     run_schedule,
     train,
     train_many,
+    warm_up,
 )
 
 DIGITS = load_dataset(DataConfig("digits"))
@@ -233,3 +234,8 @@ def test_fig1_bn_layer_inputs_move_less_than_without_bn() -> None:
         # the whole net drifts less with BN, and the top hidden layer (the paper's "typical sigmoid") much less
         assert drift["batch"].mean() < drift["none"].mean(), (seed, drift)
         assert drift["batch"].loc[3] < 0.5 * drift["none"].loc[3], (seed, drift)
+
+
+def test_warm_up_trains_a_tiny_run() -> None:
+    seconds = warm_up()
+    assert 0 < seconds < 60
