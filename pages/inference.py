@@ -17,10 +17,10 @@ with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
     cfg = ui.config()
     view = common.run(ui.overview, cfg, label="Training the network…")
     if view is None:
-        st.stop()
+        common.halt()
     if view["diverged_at"] is not None:
         st.error(f"Training {view['status']}: the loss became NaN or infinite. Lower the learning rate.")
-        st.stop()
+        common.halt()
     st.caption(view["caption"])
 
     st.subheader("1 · Running statistics: an exponential moving average")

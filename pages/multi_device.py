@@ -20,7 +20,7 @@ with common.page(ui.STATE, "🌐 Multi-device BN", INTRO):
     cfg = ui.stats_config()
     result = common.run(ui.compute_stats, cfg, label="Starting the worker processes…")
     if result is None:
-        st.stop()
+        common.halt()
     W = ui.STATE["W"]
     if result.cpu_count < W:
         st.warning(f"{W} ranks on {result.cpu_count} cores: ranks take turns, and every all-reduce waits for them.")

@@ -18,7 +18,7 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     if parsed is not None:
         common.show_issues(parsed.issues)
     if ui.STATE["source"] != "synthetic" and (parsed is None or not parsed.ok):
-        st.stop()
+        common.halt()
     columns = parsed.columns if parsed is not None else tuple(f"f{k}" for k in range(ui.STATE["C"]))
     n_rows = parsed.values.shape[0] if parsed is not None else ui.STATE["N"]
     ui.fit_lists(len(columns), n_rows)
@@ -29,7 +29,7 @@ with common.page(ui.STATE, "🔢 Normalization Steps", INTRO):
     cfg = ui.config(csv, len(columns))
     result = common.run(ui.compute, cfg, label="Normalizing…")
     if result is None:
-        st.stop()
+        common.halt()
     j, i = ui.STATE["j"], ui.STATE["i"]
 
     st.subheader(f"3 · The four steps for feature `{columns[j]}`, example {i}")

@@ -135,3 +135,10 @@ def test_the_tracked_example_is_marked_in_the_table(page):
     page.number_input(key="steps:i").set_value(5).run()
     assert list(_table(page).query("tracked == '▶'")["example"]) == [5]
     assert "x_{5}" in page.latex[2].value
+
+
+def test_a_halted_page_still_writes_the_clamped_link():
+    at = open_page(PAGE, query={"source": "upload", "N": "100000"})  # no file yet: the body ends early
+    assert_clean(at)
+    assert at.query_params["N"] == "512"
+    assert any("Waiting for data" in i for i in alerts(at, "info"))

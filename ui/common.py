@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -29,6 +29,17 @@ from ui.sidebar import GLOBAL
 from ui.state import PageState, share_url, sync_url
 
 log = logging.getLogger("batchnorm_lab")
+
+
+class Halt(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by :func:`halt` to end a page body early; :func:`page` swallows it."""
+
+
+def halt() -> NoReturn:
+    """End the page body here (after an error message), like ``st.stop()``, but still
+    write the controls back to the URL and draw the share box: after ``st.stop()``
+    Streamlit refuses every further call, so a tampered link would stay tampered."""
+    raise Halt
 T = TypeVar("T")
 Progress = Callable[[float, str], None]
 
@@ -45,6 +56,8 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
     st.markdown(intro)
     try:
         yield
+    except Halt:
+        pass
     except Exception as err:
         log.exception("page %s failed", ps.page)
         st.error(f"Something went wrong on this page ({type(err).__name__}). Change a control to try again.")
