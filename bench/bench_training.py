@@ -108,11 +108,11 @@ def _sweep_speedup(split: DataSplit, quick: bool, suffix: str) -> Result:
 
 
 def _overhead(split: DataSplit, quick: bool, suffix: str) -> Result:
-    steps = 150 if quick else FIG1_STEPS
+    steps = 100 if quick else FIG1_STEPS
     pair = [fig1_config("batch", steps=steps), fig1_config("none", steps=steps)]
-    repeats = 3 if quick else 5
+    repeats = 2 if quick else 5
     detail: dict[str, float] = {"steps": steps}
-    for cfg in pair:  # per variant, for the record
+    for cfg in [] if quick else pair:  # per variant, for the record
         m = _ratio_pair(lambda c=cfg: train(c, data=split), lambda c=cfg: _minimal_run(c, split), repeats)
         detail |= {f"ratio_{cfg.model.norm}": m["ratio"], f"cpu_time_ratio_{cfg.model.norm}": m["cpu_ratio"]}
     m = _ratio_pair(
@@ -125,7 +125,7 @@ def _overhead(split: DataSplit, quick: bool, suffix: str) -> Result:
 def _fig1_pair(quick: bool, suffix: str) -> Result:
     pair = [fig1_config("batch"), fig1_config("none")]
     cpu: list[float] = []
-    seconds, times = median_time(_cpu_timed(lambda: [train(c) for c in pair], cpu), 2 if quick else 5)
+    seconds, times = median_time(_cpu_timed(lambda: [train(c) for c in pair], cpu), 1 if quick else 5)
     detail = {"steps": FIG1_STEPS, "times_s": [round(t, 3) for t in times], "max_s": max(times)}
     detail["cpu_time_s"] = statistics.median(cpu[1:])  # the first call was the warm-up
     return Result(f"engine_fig1_pair_s{suffix}", seconds, "s", goal=3.0, detail=detail)
