@@ -64,10 +64,10 @@ from torch import Tensor, nn
 
 from bn_core.functional import (
     BNCache,
-    _per_channel,
-    _reduce_dims,
     batch_norm_inference,
     check_train_batch,
+    per_channel,
+    reduce_dims,
     update_running_stats,
     values_per_channel,
 )
@@ -127,7 +127,7 @@ class CommMeter:
 
 def channel_sums(x: Tensor) -> Tensor:
     """Each channel's ``[count, Σx, Σx²]`` as a ``(3, C)`` float64 tensor (float64: see the module doc)."""
-    dims = _reduce_dims(x)
+    dims = reduce_dims(x)
     x64 = x.detach().to(torch.float64)  # (N, C, *S)
     count = torch.full((x.shape[1],), float(values_per_channel(x)), dtype=torch.float64, device=x.device)  # (C,)
     return torch.stack([count, x64.sum(dim=dims), (x64 * x64).sum(dim=dims)])  # (3, C)
@@ -162,10 +162,10 @@ def sync_batch_norm_forward(
         (meter or CommMeter()).all_reduce(sums, group)  # (3, C)  … of the global batch
     mu64, var64, M = stats_from_sums(sums)
     mu_B, var_B = mu64.to(x.dtype), var64.to(x.dtype)  # (C,)
-    x_mu = x - _per_channel(mu_B, x)  # (N, C, *S)  centred with the global mean
+    x_mu = x - per_channel(mu_B, x)  # (N, C, *S)  centred with the global mean
     inv_std = torch.rsqrt(var_B + eps)  # (C,)
-    x_hat = x_mu * _per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
-    y = torch.addcmul(_per_channel(beta, x), _per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4
+    x_hat = x_mu * per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
+    y = torch.addcmul(per_channel(beta, x), per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4
     return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu_B, var=var_B, inv_std=inv_std, gamma=gamma, eps=eps), M
 
 
@@ -182,15 +182,15 @@ def sync_batch_norm_backward(
         ``(dx, dgamma, dbeta)``. ``dgamma``/``dbeta`` are this rank's *local* sums: the
         data-parallel gradient all-reduce adds them up like every other parameter's.
     """
-    dims = _reduce_dims(dy)
+    dims = reduce_dims(dy)
     dbeta = dy.sum(dim=dims)  # (C,)  local Σ dy
     dgamma = (dy * cache.x_hat).sum(dim=dims)  # (C,)  local Σ dy·x_hat
     sums = torch.stack([dbeta, dgamma])  # (2, C)
     if group is not None:
         (meter or CommMeter()).all_reduce(sums, group)  # (2, C)  global sums (stack made a new tensor)
     scale = cache.gamma * cache.inv_std / M  # (C,)
-    dx = _per_channel(scale, dy) * (
-        M * dy - _per_channel(sums[0], dy) - cache.x_hat * _per_channel(sums[1], dy)
+    dx = per_channel(scale, dy) * (
+        M * dy - per_channel(sums[0], dy) - cache.x_hat * per_channel(sums[1], dy)
     )  # (N, C, *S)
     return dx, dgamma, dbeta
 

@@ -12,7 +12,8 @@ Conventions that trip people up, stated once:
 * The running variance is updated with the **unbiased** estimate ``var_B·m/(m−1)``
   (PyTorch convention), see :func:`update_running_stats`.
 * ``momentum`` follows PyTorch: ``new = (1 − momentum)·old + momentum·batch``.
-  Keras calls ``1 − momentum`` its momentum (PyTorch 0.1 ≡ Keras 0.99).
+  Keras calls ``1 − momentum`` its momentum: PyTorch 0.1 ≡ Keras 0.9, and Keras's
+  default 0.99 ≡ PyTorch 0.01.
 
 Sources: arXiv:1502.03167 (Algorithm 1 and the gradients in §3); the staged
 backward follows the computational graph of the forward, the compact backward is
@@ -34,6 +35,8 @@ __all__ = [
     "batch_norm_inference",
     "update_running_stats",
     "values_per_channel",
+    "per_channel",
+    "reduce_dims",
     "check_train_batch",
 ]
 
@@ -50,14 +53,14 @@ class BNCache(NamedTuple):
     eps: float  # the eps the forward pass used
 
 
-def _reduce_dims(x: Tensor) -> tuple[int, ...]:
+def reduce_dims(x: Tensor) -> tuple[int, ...]:
     """Every axis except the channel axis 1."""
     if x.dim() < 2:
         raise ValueError(f"Expected input of shape (N, C) or (N, C, *spatial), got shape {tuple(x.shape)}.")
     return (0, *range(2, x.dim()))
 
 
-def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+def per_channel(v: Tensor, x: Tensor) -> Tensor:
     """View a (C,) vector so it broadcasts against x: (1, C, 1, ..., 1)."""
     return v.view(1, -1, *([1] * (x.dim() - 2)))
 
@@ -99,13 +102,13 @@ def batch_norm_forward(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
         channel ``x_hat`` is 0 and ``y`` is ``beta``; layers call
         :func:`check_train_batch` first to refuse that case.
     """
-    dims = _reduce_dims(x)
+    dims = reduce_dims(x)
     mu_B = x.mean(dim=dims)  # (C,)  step 1: mini-batch mean
-    x_mu = x - _per_channel(mu_B, x)  # (N, C, *S)  centred input
+    x_mu = x - per_channel(mu_B, x)  # (N, C, *S)  centred input
     var_B = (x_mu * x_mu).mean(dim=dims)  # (C,)  step 2: mini-batch variance, biased (÷m)
     inv_std = torch.rsqrt(var_B + eps)  # (C,)  1/sqrt(var_B + eps)
-    x_hat = x_mu * _per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
-    y = torch.addcmul(_per_channel(beta, x), _per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4: gamma·x_hat + beta
+    x_hat = x_mu * per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
+    y = torch.addcmul(per_channel(beta, x), per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4: gamma·x_hat + beta
     return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu_B, var=var_B, inv_std=inv_std, gamma=gamma, eps=eps)
 
 
@@ -122,15 +125,15 @@ def batch_norm_backward(dy: Tensor, cache: BNCache) -> tuple[Tensor, Tensor, Ten
         ``(dx, dgamma, dbeta)`` with shapes ``x``, ``(C,)``, ``(C,)``.
     """
     x_mu, x_hat, inv_std, gamma = cache.x_mu, cache.x_hat, cache.inv_std, cache.gamma
-    dims = _reduce_dims(dy)
+    dims = reduce_dims(dy)
     m = values_per_channel(dy)
     dbeta = dy.sum(dim=dims)  # (C,)  step 4: y = gamma·x_hat + beta
     dgamma = (dy * x_hat).sum(dim=dims)  # (C,)  step 4
-    dx_hat = dy * _per_channel(gamma, dy)  # (N, C, *S)  step 4
+    dx_hat = dy * per_channel(gamma, dy)  # (N, C, *S)  step 4
     dvar_B = (dx_hat * x_mu).sum(dim=dims) * -0.5 * inv_std**3  # (C,)  step 3 through var_B
     dmu_B = -(dx_hat.sum(dim=dims) * inv_std) + dvar_B * (-2.0 * x_mu.sum(dim=dims) / m)  # (C,)  steps 2-3
-    dx = torch.addcmul(_per_channel(dmu_B / m, dy), dx_hat, _per_channel(inv_std, dy))  # through mu_B and x_hat
-    dx.addcmul_(x_mu, _per_channel(2.0 * dvar_B / m, dy))  # (N, C, *S)  + through var_B
+    dx = torch.addcmul(per_channel(dmu_B / m, dy), dx_hat, per_channel(inv_std, dy))  # through mu_B and x_hat
+    dx.addcmul_(x_mu, per_channel(2.0 * dvar_B / m, dy))  # (N, C, *S)  + through var_B
     return dx, dgamma, dbeta
 
 
@@ -139,15 +142,15 @@ def batch_norm_backward_compact(dy: Tensor, cache: BNCache) -> tuple[Tensor, Ten
 
     ``dx = inv_std/m · (m·dx_hat − Σ dx_hat − x_hat·Σ(dx_hat·x_hat))``.
     """
-    dims = _reduce_dims(dy)
+    dims = reduce_dims(dy)
     m = values_per_channel(dy)
     dbeta = dy.sum(dim=dims)  # (C,)
     dgamma = (dy * cache.x_hat).sum(dim=dims)  # (C,)
-    dx_hat = dy * _per_channel(cache.gamma, dy)  # (N, C, *S)
-    dx = _per_channel(cache.inv_std / m, dy) * (
+    dx_hat = dy * per_channel(cache.gamma, dy)  # (N, C, *S)
+    dx = per_channel(cache.inv_std / m, dy) * (
         m * dx_hat
-        - _per_channel(dx_hat.sum(dim=dims), dy)
-        - cache.x_hat * _per_channel((dx_hat * cache.x_hat).sum(dim=dims), dy)
+        - per_channel(dx_hat.sum(dim=dims), dy)
+        - cache.x_hat * per_channel((dx_hat * cache.x_hat).sum(dim=dims), dy)
     )  # (N, C, *S)
     return dx, dgamma, dbeta
 
@@ -160,10 +163,10 @@ def batch_norm_inference(
     ``y = gamma · (x − running_mean) / sqrt(running_var + eps) + beta``. Each example
     is treated independently, so a batch of one is fine here.
     """
-    _reduce_dims(x)
+    reduce_dims(x)
     inv_std = torch.rsqrt(running_var + eps)  # (C,)
-    x_hat = (x - _per_channel(running_mean, x)) * _per_channel(inv_std, x)  # (N, C, *S)
-    return _per_channel(gamma, x) * x_hat + _per_channel(beta, x)  # (N, C, *S)
+    x_hat = (x - per_channel(running_mean, x)) * per_channel(inv_std, x)  # (N, C, *S)
+    return per_channel(gamma, x) * x_hat + per_channel(beta, x)  # (N, C, *S)
 
 
 def update_running_stats(
@@ -176,8 +179,9 @@ def update_running_stats(
         mu, var: this batch's ``mu_B`` and **biased** ``var_B``, ``(C,)``.
         n: values per channel in the batch (``m``); must be at least 2.
         momentum: weight of the new batch, in [0, 1]. PyTorch's default is 0.1
-            (Keras's 0.99). For a cumulative average pass ``1/k`` at the k-th batch,
-            which is what ``momentum=None`` means in the layers.
+            (Keras 0.9; Keras's default 0.99 is PyTorch's 0.01). For a cumulative
+            average pass ``1/k`` at the k-th batch, which is what ``momentum=None``
+            means in the layers.
 
     Returns:
         ``(new_mean, new_var)``: ``(1 − momentum)·old + momentum·batch``, where the

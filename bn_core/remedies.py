@@ -37,6 +37,7 @@ from bn_core.functional import (
     batch_norm_forward,
     batch_norm_inference,
     check_train_batch,
+    per_channel,
     update_running_stats,
     values_per_channel,
 )
@@ -73,10 +74,6 @@ def normalize(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
     return _Normalize.apply(x, eps)
 
 
-def _per_channel(v: Tensor, x: Tensor) -> Tensor:
-    return v.view(1, -1, *([1] * (x.dim() - 2)))
-
-
 class _RunningStatsNorm(nn.Module):
     """What Ghost BN and Batch Renorm share with BN: γ, β, running statistics, the eval path."""
 
@@ -97,7 +94,7 @@ class _RunningStatsNorm(nn.Module):
 
     def _affine(self, x_hat: Tensor) -> Tensor:
         """y = γ·x̂ + β."""
-        return torch.addcmul(_per_channel(self.bias, x_hat), _per_channel(self.weight, x_hat), x_hat)
+        return torch.addcmul(per_channel(self.bias, x_hat), per_channel(self.weight, x_hat), x_hat)
 
     def _inference(self, x: Tensor) -> Tensor:
         return batch_norm_inference(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
@@ -208,7 +205,7 @@ class BatchRenorm(_RunningStatsNorm):
         check_train_batch(x)
         u, mu_B, var_B = normalize(x, self.eps)  # (x − μ_B)/σ_B
         r, d = self.correction(mu_B, var_B)
-        x_hat = torch.addcmul(_per_channel(d, u), u, _per_channel(r, u))  # u·r + d
+        x_hat = torch.addcmul(per_channel(d, u), u, per_channel(r, u))  # u·r + d
         self._update(mu_B, var_B, values_per_channel(x))
         return self._affine(x_hat)
 
