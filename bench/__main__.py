@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         goal = "" if r.goal is None else f"{'≤' if r.better == 'lower' else '≥'}{r.goal:g}"
         met = {True: "yes", False: "NO", None: ""}[r.met]
         print(f"{r.name:32} {r.value:12.4g} {r.unit:8} {goal:>10}  {met}")
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() and args.only else {"results": {}}
+    # Merge: a partial run (--only) and `python -m bench.load` keep each other's entries.
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"results": {}}
     merged = {**previous.get("results", {}), **{r.name: r.as_dict() for r in results}}
     record = {
         "machine": _machine(),
