@@ -618,6 +618,7 @@ def fold_chart(timing: pd.DataFrame) -> alt.FacetChart:
         .properties(width=300, height=110)
         .facet(column=alt.Column("batch_size:O", title="batch size"))
         .resolve_scale(x="independent")
+        .properties(description="Live timing: folded vs unfolded forward passes, measured on this server")
     )
 
 

@@ -256,7 +256,10 @@ def volume_chart(r: StatsResult) -> alt.Chart:
 
 
 def time_chart(r: StatsResult) -> alt.Chart:
-    return _bars(_labels(r.timing), "ms", "component", "median time per step (ms)", [alt.Tooltip("ms:Q", format=".3f")])
+    chart = _bars(
+        _labels(r.timing), "ms", "component", "median time per step (ms)", [alt.Tooltip("ms:Q", format=".3f")]
+    )
+    return chart.properties(description="Live timing: time per step, measured on this server")
 
 
 def sweep_table(s: SweepResult) -> pd.DataFrame:
