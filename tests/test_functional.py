@@ -190,3 +190,12 @@ def test_standardized_output_has_mean_zero_and_unit_biased_variance(n, c, seed, 
     assert torch.allclose(cache.x_hat.mean(0), torch.zeros(c, dtype=x.dtype), atol=1e-10)
     assert torch.allclose(cache.x_hat.var(0, unbiased=False), torch.ones(c, dtype=x.dtype), atol=1e-9)
     assert math.isclose(values_per_channel(x), n)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (5, 3, 2, 4), (1, 4, 3)])
+def test_channel_sum_is_the_sum_over_every_axis_but_channels(shape, gen):
+    from bn_core.functional import channel_sum
+
+    t = torch.randn(shape, generator=gen, dtype=torch.float64)
+    assert (channel_sum(t) - t.sum(dim=_reduce_dims(t))).abs().max() < 1e-12
+    assert channel_sum(t).shape == (shape[1],)
