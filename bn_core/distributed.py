@@ -68,7 +68,6 @@ from bn_core.functional import (
     check_train_batch,
     per_channel,
     reduce_dims,
-    update_running_stats,
     values_per_channel,
 )
 from bn_core.layers import ManualBatchNorm, default_groups, make_norm
@@ -270,14 +269,7 @@ class SyncManualBatchNorm(ManualBatchNorm):
         if int(M) <= 1:
             raise ValueError("Synchronized BN needs more than 1 value per channel over all ranks together.")
         self.last_mu_B, self.last_var_B = mu_B, var_B
-        if self.training and self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                new_mean, new_var = update_running_stats(
-                    self.running_mean, self.running_var, mu_B, var_B, int(M), self._momentum_now()
-                )
-                self.running_mean.copy_(new_mean)
-                self.running_var.copy_(new_var)
+        self._track(mu_B, var_B, int(M))  # the global batch's statistics, unbiased with the global count
         return y
 
     def extra_repr(self) -> str:

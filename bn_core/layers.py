@@ -28,7 +28,7 @@ from bn_core.functional import (
     values_per_channel,
 )
 
-__all__ = ["ManualBatchNorm", "ManualGroupNorm", "make_norm", "NORM_KINDS", "default_groups"]
+__all__ = ["batch_norm_autograd", "ManualBatchNorm", "ManualGroupNorm", "make_norm", "NORM_KINDS", "default_groups"]
 
 NORM_KINDS = ("batch", "layer", "group", "instance", "none")
 NormKind = Literal["batch", "layer", "group", "instance", "none"]
@@ -53,6 +53,14 @@ class _BatchNormFunction(torch.autograd.Function):
         cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu, var=var, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
         dx, dgamma, dbeta = batch_norm_backward(dy, cache)
         return dx, dgamma, dbeta, None
+
+
+def batch_norm_autograd(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Train-mode BN whose gradient is the hand-written staged backward: ``(y, mu_B, var_B)``.
+
+    ``mu_B`` and the biased ``var_B`` are ``(C,)`` and carry no gradient.
+    """
+    return _BatchNormFunction.apply(x, gamma, beta, eps)
 
 
 class ManualBatchNorm(nn.Module):
@@ -131,16 +139,21 @@ class ManualBatchNorm(nn.Module):
         if not use_batch_stats:
             return batch_norm_inference(x, self.running_mean, self.running_var, gamma, beta, self.eps)
         check_train_batch(x)
-        y, mu_B, var_B = _BatchNormFunction.apply(x, gamma, beta, self.eps)
-        if self.training and self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                new_mean, new_var = update_running_stats(
-                    self.running_mean, self.running_var, mu_B, var_B, values_per_channel(x), self._momentum_now()
-                )
-                self.running_mean.copy_(new_mean)
-                self.running_var.copy_(new_var)
+        y, mu_B, var_B = batch_norm_autograd(x, gamma, beta, self.eps)
+        self._track(mu_B, var_B, values_per_channel(x))
         return y
+
+    def _track(self, mu_B: Tensor, var_B: Tensor, n: int) -> None:
+        """In train mode, fold this batch's statistics (over n values per channel) into the buffers."""
+        if not (self.training and self.track_running_stats):
+            return
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            new_mean, new_var = update_running_stats(
+                self.running_mean, self.running_var, mu_B, var_B, n, self._momentum_now()
+            )
+            self.running_mean.copy_(new_mean)
+            self.running_var.copy_(new_var)
 
     def extra_repr(self) -> str:
         return (

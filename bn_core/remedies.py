@@ -32,38 +32,15 @@ import torch
 from torch import Tensor, nn
 
 from bn_core.functional import (
-    BNCache,
-    batch_norm_backward,
-    batch_norm_forward,
     batch_norm_inference,
     check_train_batch,
     per_channel,
     update_running_stats,
     values_per_channel,
 )
+from bn_core.layers import batch_norm_autograd
 
 __all__ = ["GhostBatchNorm", "BatchRenorm", "normalize"]
-
-
-class _Normalize(torch.autograd.Function):
-    """x → x̂ = (x − μ_B)/sqrt(σ²_B + ε) per channel; backward = the hand-written BN backward with γ = 1."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, eps: float):
-        ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
-        x_hat, cache = batch_norm_forward(x, ones, torch.zeros_like(ones), eps)
-        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu, cache.var, cache.inv_std, ones)
-        ctx.eps = eps
-        mu_B, var_B = cache.mu.detach(), cache.var.detach()
-        ctx.mark_non_differentiable(mu_B, var_B)
-        return x_hat, mu_B, var_B
-
-    @staticmethod
-    def backward(ctx, dx_hat: Tensor, _dmu: Tensor, _dvar: Tensor):
-        x_mu, x_hat, mu, var, inv_std, ones = ctx.saved_tensors
-        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu, var=var, inv_std=inv_std, gamma=ones, eps=ctx.eps)
-        dx, _dgamma, _dbeta = batch_norm_backward(dx_hat, cache)
-        return dx, None
 
 
 def normalize(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
@@ -71,7 +48,8 @@ def normalize(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
 
     ``x`` is ``(N, C, *S)``; ``mu_B`` and the biased ``var_B`` are ``(C,)`` and carry no gradient.
     """
-    return _Normalize.apply(x, eps)
+    ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
+    return batch_norm_autograd(x, ones, torch.zeros_like(ones), eps)  # γ = 1, β = 0: y is x̂
 
 
 class _RunningStatsNorm(nn.Module):
