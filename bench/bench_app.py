@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench.common import Result
+from bench.common import Result, rerun_times
 
 
 def _steps_rerun(quick: bool) -> list[Result]:
@@ -13,19 +13,13 @@ def _steps_rerun(quick: bool) -> list[Result]:
 
     at = open_page("pages/steps.py")
     slider = "steps:N"
-    fresh, cached = [], []
     values = [17 + k for k in range(5 if quick else 15)]
-    for n in values:  # a new N each time: a real cache miss, the whole page recomputed and redrawn
-        at.slider(key=slider).set_value(n)
-        start = time.perf_counter()
-        at.run()
-        fresh.append(time.perf_counter() - start)
-    for n in values:  # values seen before: the cached path a class mostly hits
-        at.slider(key=slider).set_value(n)
-        start = time.perf_counter()
-        at.run()
-        cached.append(time.perf_counter() - start)
-    assert not at.exception
+
+    def set_n(n: int):
+        return lambda at: at.slider(key=slider).set_value(n)
+
+    fresh = rerun_times(at, [set_n(n) for n in values])  # a new N each time: a real cache miss
+    cached = rerun_times(at, [set_n(n) for n in values])  # values seen before: the cached path a class mostly hits
     return [
         Result("steps_rerun_ms", statistics.median(fresh) * 1e3, "ms", goal=100.0,
                detail={"runs": len(fresh), "what": "AppTest rerun after changing N to a new value (cache miss)"}),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import statistics
-import time
 
-from bench.common import Result, median_time
+from bench.common import Result, median_time, rerun_times
 
 
 def _default_run(quick: bool):
@@ -58,13 +57,10 @@ def _page_rerun(quick: bool) -> list[Result]:
 
     at = open_page("pages/inference.py")
     layers = [1, 2] * (3 if quick else 10)
-    times = []
-    for layer in layers:  # both views are cached after the first visit: what a class mostly hits
-        at.radio(key="inference:layer").set_value(layer)
-        start = time.perf_counter()
-        at.run()
-        times.append(time.perf_counter() - start)
-    assert not at.exception
+    # both views are cached after the first visit: what a class mostly hits
+    times = rerun_times(
+        at, [lambda at, layer=layer: at.radio(key="inference:layer").set_value(layer) for layer in layers]
+    )
     return [
         Result("inference_rerun_cached_ms", statistics.median(times[2:]) * 1e3, "ms", goal=150.0,
                detail={"runs": len(times) - 2, "what": "AppTest rerun of Train vs Inference after switching the "

@@ -19,7 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from bench.common import Result, interleaved_ratio, median_time
+from bench.common import Result, interleaved_ratio, median_time, rerun_times
 from bn_core.experiments.why import digits, initial_model
 from bn_core.experiments.why_ics import ICSConfig, run_ics
 from bn_core.experiments.why_jacobian import JacobianConfig, run_jacobian
@@ -68,21 +68,13 @@ def _reruns(quick: bool) -> list[Result]:
     from tests.helpers import open_page
 
     at = open_page("pages/why.py")
-    fresh, cached = [], []
     views = [(layer, view) for view in ("pre", "unit") for layer in (1, 2, 3)]
-    for layer, view in views:  # new (layer, view) pairs: the experiment is cached, the chart spec is not
-        at.radio(key="why:layer").set_value(layer)
-        at.radio(key="why:view").set_value(view)
-        start = time.perf_counter()
-        at.run()
-        fresh.append(time.perf_counter() - start)
-    for layer, view in views[: 3 if quick else 6]:  # seen before: every spec is cached
-        at.radio(key="why:layer").set_value(layer)
-        at.radio(key="why:view").set_value(view)
-        start = time.perf_counter()
-        at.run()
-        cached.append(time.perf_counter() - start)
-    assert not at.exception
+
+    def show(layer: int, view: str):
+        return lambda at: (at.radio(key="why:layer").set_value(layer), at.radio(key="why:view").set_value(view))
+
+    fresh = rerun_times(at, [show(*v) for v in views])  # new pairs: the experiment is cached, the spec is not
+    cached = rerun_times(at, [show(*v) for v in views[: 3 if quick else 6]])  # seen before: every spec is cached
     return [
         Result("why_rerun_ms", statistics.median(fresh) * 1e3, "ms", goal=250.0,
                detail={"runs": len(fresh), "what": "default tab, new layer/view: one new chart spec"}),

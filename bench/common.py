@@ -6,7 +6,7 @@ import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 
@@ -84,3 +84,19 @@ def interleaved_ratio(
                 times.append(time.perf_counter() - start)
     ratios = [a / b for a, b in zip(times_a, times_b, strict=True)]
     return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+
+
+def rerun_times(at, changes: Iterable[Callable[[object], object]]) -> list[float]:
+    """Wall time in seconds of ``at.run()`` (a Streamlit AppTest) after each change.
+
+    Each change is a callable that sets widgets on ``at`` (the rerun a student triggers).
+    Fails if the page raised, so a broken page can never look fast.
+    """
+    times = []
+    for change in changes:
+        change(at)
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+    assert not at.exception, [e.message for e in at.exception]
+    return times
