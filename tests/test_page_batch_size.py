@@ -50,7 +50,7 @@ def test_default_view_samples_batches_and_waits_for_a_click():
     assert set(outcomes["result"]) == {"error", "ok"}
     assert "σ²_B = **0**, x̂ = **0**" in _markdown(at, "Refused")
     assert len(at.get("download_button")) == 1
-    assert at.selectbox(key="batch:preset").value == "custom"
+    assert at.selectbox(key="batch:preset").value == "Class default: BN vs GN, LN, none"  # the defaults match it
 
 
 def test_noise_controls_change_the_numbers():

@@ -85,12 +85,16 @@ def test_layer_band_and_histogram_controls(default_page):
 
 def test_higher_learning_rate_preset_stalls_the_plain_net_only():
     at = open_page(PAGE)
+    assert at.selectbox(key="training:preset").value == "Ioffe & Szegedy 2015, Fig. 1"  # the defaults are Fig. 1
     at.selectbox(key="training:preset").set_value("Higher learning rate ×5").run()
     assert_clean(at)
     assert at.query_params["lr"] == "10" and at.query_params["preset"] == "Higher learning rate ×5"
     summary = _summary(at)
     assert summary.loc["BN", "final_test_acc"] > 0.85 and summary.loc["no BN", "final_test_acc"] < 0.2
     assert len(charts(at)) == 6
+    at.select_slider(key="training:steps").set_value(50.0).run()  # a control departs from the preset
+    assert at.selectbox(key="training:preset").value == "custom" and at.query_params["preset"] == "custom"
+    assert at.query_params["lr"] == "10"  # the other controls stay as the preset set them
 
 
 def test_cnn_preset_trains_the_cnn_and_explains_the_grids():

@@ -165,6 +165,21 @@ class PageState:
             self[k] = v
         self["preset"] = name
 
+    def matching_preset(self) -> str:
+        """The preset the controls currently equal ("custom" once any control departs from it).
+
+        The one already picked wins while it still matches, so that two presets with the
+        same values keep the name the user chose.
+        """
+
+        def matches(name: str) -> bool:
+            return all(self[k] == v for k, v in self.presets[name].items())
+
+        picked = st.session_state.get(self.key("preset"))
+        if picked in self.presets and matches(picked):
+            return picked
+        return next((name for name in self.presets if matches(name)), "custom")
+
     # -- load / sync --------------------------------------------------------
     def load(self, known_elsewhere: Sequence[str] = (), report_unknown: bool = True) -> list[str]:
         """Fill session state from the URL (first run) or the shadow copy; return notices.
@@ -186,6 +201,8 @@ class PageState:
                 st.session_state[self.key(k)] = shadow.get(k, f.default)
         if self.on_load:
             self.on_load(self)
+        if self.presets:
+            self["preset"] = self.matching_preset()
         return notices
 
     def _load_url(self, known_elsewhere: Sequence[str], report_unknown: bool) -> list[str]:
