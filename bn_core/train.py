@@ -349,7 +349,8 @@ def _tap_rows(taps: dict[int, Tap], activation: str, unit: int) -> list[tuple[in
         pre = tap.pre.cpu().numpy()  # (N, C) or (N, C, H, W); float32 partitions faster, moments in float64
         unit_values = pre[:, min(unit, pre.shape[1] - 1)]  # one unit / channel
         sat_name, sat = _saturation(tap.act.cpu().numpy(), activation)
-        moments = [pre.mean(dtype=np.float64), pre.std(dtype=np.float64)]
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverging net's inputs hold inf: record nan, quietly
+            moments = [pre.mean(dtype=np.float64), pre.std(dtype=np.float64)]
         values = [*_percentiles(pre), *moments, *_percentiles(unit_values), sat]
         rows += [(layer, name, float(v)) for name, v in zip((*_TAP_METRICS, sat_name), values, strict=True)]
     return rows
