@@ -4,13 +4,20 @@
   benchmarks and worker processes without a UI; importing all of it loads neither.
 * Pages import only streamlit, ``ui`` and a little of the standard library: no math.
 * Pages stay short.
+* Cached functions take plain parameters or frozen dataclasses of them, never tensors.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
+import inspect
+import pkgutil
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -62,3 +69,50 @@ def test_importing_all_of_bn_core_loads_no_ui_library():
     script += "print(sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'altair', 'ui')))"
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+PLAIN = (int, float, str, bool, bytes, type(None))
+
+
+def _plain(tp: object, seen: set[type]) -> bool:
+    """True for plain values, tuples of them and frozen dataclasses made of them (recursively)."""
+    if tp in PLAIN:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (tuple, typing.Union, types.UnionType, typing.Literal):
+        return origin is typing.Literal or all(a is Ellipsis or _plain(a, seen) for a in args)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp in seen:
+            return True
+        seen.add(tp)
+        hints = typing.get_type_hints(tp)
+        return tp.__dataclass_params__.frozen and all(_plain(hints[f.name], seen) for f in dataclasses.fields(tp))
+    return False
+
+
+def _cached_functions() -> list[tuple[str, object]]:
+    from streamlit.runtime.caching.cache_utils import CachedFunc
+
+    import ui
+
+    found = []
+    for info in pkgutil.iter_modules(ui.__path__):
+        module = importlib.import_module(f"ui.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CachedFunc) and obj.__wrapped__.__module__ == module.__name__:
+                found.append((f"{module.__name__}.{name}", obj.__wrapped__))
+    return found
+
+
+def test_cached_functions_take_plain_parameters_or_frozen_dataclasses():
+    """Cache keys are hashed from the arguments: plain values and frozen configs, never tensors.
+
+    Parameters starting with ``_`` (the progress callback) are not hashed by Streamlit.
+    """
+    cached = _cached_functions()
+    assert len(cached) > 40  # every page's cached computations and chart specs were found
+    for name, fn in cached:
+        hints = typing.get_type_hints(fn)
+        for param in inspect.signature(fn).parameters:
+            if not param.startswith("_"):
+                assert param in hints and _plain(hints[param], set()), f"{name}({param}: {hints.get(param)})"
