@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import APP
@@ -33,3 +34,9 @@ def alerts(at: AppTest, kind: str = "all") -> list[str]:
 
 def charts(at: AppTest) -> list:
     return list(at.get("vega_lite_chart"))
+
+
+def chart_tables(chart) -> list[pa.Table]:
+    """The data a chart element carries: its named datasets and inline data, decoded from Arrow."""
+    blobs = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
+    return [pa.ipc.open_stream(blob).read_all() for blob in blobs if blob]

@@ -11,7 +11,7 @@ import re
 import pytest
 import streamlit as st
 
-from tests.helpers import alerts, assert_clean, charts, open_page
+from tests.helpers import alerts, assert_clean, chart_tables, charts, open_page
 from ui import training as ui
 
 PAGE = "pages/training.py"
@@ -27,18 +27,14 @@ def _markdown(at, phrase: str) -> str:
     return next(m.value for m in at.markdown if phrase in m.value)
 
 
+def _all_rows(at, index: int) -> list[dict]:
+    """Every data row of one chart."""
+    return [row for table in chart_tables(charts(at)[index]) for row in table.to_pylist()]
+
+
 def _spec_steps(at, index: int) -> set[int]:
     """The distinct steps in one chart's data."""
-    chart = charts(at)[index]
-    rows = [row for d in chart.proto.datasets for row in _rows(d)]
-    return {int(r["step"]) for r in rows if "step" in r}
-
-
-def _rows(dataset) -> list[dict]:
-    import pyarrow as pa
-
-    table = pa.ipc.open_stream(dataset.data.data).read_all()
-    return table.to_pylist()
+    return {int(r["step"]) for r in _all_rows(at, index) if "step" in r}
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +189,6 @@ def test_a_diverging_grid_cell_is_marked():
     cells = {(r["label"], r["variant"]): r["acc_text"] for r in _all_rows(at, 6)}
     assert cells[("300", "no BN")] == "✕ diverged" and not cells[("0.1", "BN")].startswith("✕")
     assert "(first at step " in warnings[0] and ".0)" not in warnings[0]
-
-
-def _all_rows(at, index: int) -> list[dict]:
-    return [row for d in charts(at)[index].proto.datasets for row in _rows(d)]
 
 
 def test_manual_and_torch_backends_agree_in_float64():

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import alerts, assert_clean, charts, open_page
+from tests.helpers import alerts, assert_clean, chart_tables, charts, open_page
 from ui.nav import PAGES
+
+MAX_CHART_ROWS = 5_000  # charts get pre-binned / thinned data, never raw tensors
+
+
+def _has_tooltip(spec: object) -> bool:
+    if isinstance(spec, dict):
+        mark = spec.get("mark")
+        if "tooltip" in (spec.get("encoding") or {}) or (isinstance(mark, dict) and mark.get("tooltip")):
+            return True
+        return any(_has_tooltip(v) for v in spec.values())
+    return isinstance(spec, list) and any(_has_tooltip(v) for v in spec)
 
 
 @pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
-def test_every_page_runs_clean(info):
+def test_every_page_runs_clean_with_tooltips_and_prebinned_charts(info):
     at = open_page(info.path)
     assert_clean(at)
     assert at.title, "every page has a title"
     assert not alerts(at, "error"), alerts(at, "error")
+    assert len(charts(at)) >= info.min_charts
+    for chart in charts(at):
+        assert _has_tooltip(json.loads(chart.proto.spec)), chart.proto.spec[:200]
+        assert 0 < sum(table.num_rows for table in chart_tables(chart)) <= MAX_CHART_ROWS
 
 
 def test_landing_page_has_the_four_equations_and_the_lesson_plan():
@@ -58,26 +72,3 @@ def test_every_url_has_its_deep_link_shim(info):
     assert 'runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"))' in code
     assert f"/{info.url_path}" in code
 
-
-def _has_tooltip(spec: object) -> bool:
-    if isinstance(spec, dict):
-        mark = spec.get("mark")
-        if "tooltip" in (spec.get("encoding") or {}) or (isinstance(mark, dict) and mark.get("tooltip")):
-            return True
-        return any(_has_tooltip(v) for v in spec.values())
-    return isinstance(spec, list) and any(_has_tooltip(v) for v in spec)
-
-
-MAX_CHART_ROWS = 5_000  # charts get pre-binned / thinned data, never raw tensors
-
-
-@pytest.mark.parametrize("info", [p for p in PAGES if p.min_charts], ids=lambda p: p.url_path)
-def test_every_chart_has_tooltips_and_small_prebinned_data(info):
-    at = open_page(info.path)
-    specs = charts(at)
-    assert len(specs) >= info.min_charts
-    for chart in specs:
-        assert _has_tooltip(json.loads(chart.proto.spec)), chart.proto.spec[:200]
-        tables = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
-        rows = sum(pa.ipc.open_stream(t).read_all().num_rows for t in tables if t)
-        assert 0 < rows <= MAX_CHART_ROWS
