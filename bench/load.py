@@ -57,15 +57,6 @@ _SERVERS: set[int] = set()  # process groups to kill if the watchdog fires
 # --- measuring the processes -----------------------------------------------------------------
 
 
-def _pss(procs: list[psutil.Process]) -> int:
-    """Summed proportional set size (Linux; 0 where the kernel does not report it)."""
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error, AttributeError):
-            total += p.memory_full_info().pss
-    return total
-
-
 class Meter:
     """Samples a server's process tree and the client's (this process and its other children).
 
@@ -109,18 +100,21 @@ class Meter:
 
         server = [p for p in everyone if in_server(p.pid)]
         client = [p for p in everyone if not in_server(p.pid)]
-        for procs, cpu, peak in (
-            (server, self.server_cpu, "server_peak_rss"),
-            (client, self.client_cpu, "client_peak_rss"),
+        for procs, cpu, peak, full in (
+            (server, self.server_cpu, "server_peak_rss", True),
+            (client, self.client_cpu, "client_peak_rss", False),
         ):
-            rss = 0
+            rss = pss = 0
             for p in procs:
                 with contextlib.suppress(psutil.Error):
-                    times, mem = p.cpu_times(), p.memory_info()
+                    times = p.cpu_times()
+                    mem = p.memory_full_info() if full else p.memory_info()  # full: rss and pss (Linux)
                     cpu[p.pid] = times.user + times.system
                     rss += mem.rss
+                    pss += getattr(mem, "pss", 0)
             setattr(self, peak, max(getattr(self, peak), rss))
-        self.server_peak_pss = max(self.server_peak_pss, _pss(server))
+            if full:
+                self.server_peak_pss = max(self.server_peak_pss, pss)
 
     def cpu(self) -> tuple[float, float]:
         """(server, client) CPU-seconds so far, sampled now."""
