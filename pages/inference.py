@@ -40,7 +40,7 @@ with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
     st.markdown("**Biased vs unbiased variance.** The forward pass divides by m; the EMA stores σ²_B · m/(m−1):")
     st.latex(tex)
     st.markdown(text)
-    st.download_button("⬇️ Statistics (CSV)", unit_csv, f"running_stats_layer{layer}_unit{j}.csv", "text/csv")
+    common.download_csv(unit_csv, f"running_stats_layer{layer}_unit{j}.csv", "⬇️ Statistics (CSV)")
 
     st.subheader("2 · Same batch, two modes")
     st.latex(

@@ -63,7 +63,7 @@ with common.page(ui.STATE, "📈 Training Comparison", INTRO):
         )
 
         st.dataframe(table, hide_index=True, column_config=ui.SUMMARY_COLUMNS)
-        st.download_button("⬇️ Download every record (CSV)", ui.run_csv(cfg), "training_comparison.csv", "text/csv")
+        common.download_csv(ui.run_csv(cfg), "training_comparison.csv", "⬇️ Download every record (CSV)")
 
         st.subheader("5 · Grids over many networks")
         st.markdown(

@@ -36,7 +36,7 @@ with common.page(ui.STATE, "🧭 Why BN Works", INTRO):
                 verdict, table, csv = ui.noisy_view(cfg, layer, view)
                 st.markdown(verdict)
                 st.dataframe(table, hide_index=True, column_config=ui.PERCENT_COLUMNS)
-                st.download_button("⬇️ Download the layer records (CSV)", csv, "why_noisy_bn_layers.csv", "text/csv")
+                common.download_csv(csv, "why_noisy_bn_layers.csv", "⬇️ Download the layer records (CSV)")
                 common.takeaway(ui.TAKEAWAY["noisy"])
                 common.try_this(*ui.TRY["noisy"])
 

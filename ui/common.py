@@ -107,9 +107,18 @@ def show_issues(issues: Sequence[Any]) -> None:
         {"error": st.error, "warning": st.warning}.get(issue.level, st.info)(issue.text)
 
 
-def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV", **kw: Any) -> None:
-    """A download button for a DataFrame (numbers only; no user text is echoed into formulas)."""
-    st.download_button(label, frame.to_csv(index=False).encode(), file_name=filename, mime="text/csv", **kw)
+def download_csv(data: pd.DataFrame | bytes, filename: str, label: str = "Download CSV", **kw: Any) -> None:
+    """A download button for a DataFrame or ready CSV bytes (numbers only; no user text is echoed into formulas).
+
+    The file is made when the button is clicked (Streamlit's deferred download): a rerun
+    neither encodes nor stores it, and the browser never holds a file URL that the next
+    rerun has already replaced (that stale URL answered 404 under concurrent sessions).
+    """
+
+    def make_file() -> bytes:
+        return data if isinstance(data, bytes) else data.to_csv(index=False).encode()
+
+    st.download_button(label, make_file, file_name=filename, mime="text/csv", **kw)
 
 
 def try_this(*prompts: str) -> None:

@@ -7,6 +7,8 @@ errors. Screenshots go to tests/e2e/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.server import SCREENSHOTS, browser_page, wait_for_page
@@ -57,3 +59,18 @@ def test_a_deep_link_as_the_first_request_of_a_fresh_server(browser):
         assert console_errors == [], console_errors
         assert page.get_by_label("Global seed", exact=True).input_value() == "5"
         page.close()
+
+
+def test_a_download_delivers_the_table_as_csv(streamlit_server, browser):
+    """The download is made on click (deferred): the file arrives and holds the page's table."""
+    page, console_errors = browser_page(browser)
+    page.goto(f"{streamlit_server}/normalization-steps?N=16&C=3")
+    wait_for_page(page, min_charts=2)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the table (CSV)").click()
+    assert download.value.suggested_filename == "batchnorm_steps.csv"
+    rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "example,x[f0],x̂[f0],y[f0],x[f1],x̂[f1],y[f1],x[f2],x̂[f2],y[f2]"
+    assert len(rows) == 1 + 16 and all(len(r.split(",")) == 10 for r in rows[1:])
+    assert console_errors == [], console_errors
+    page.close()
