@@ -20,11 +20,11 @@ def _tune_runtime() -> dict:
     return tune_cpu_runtime()
 
 
-st.set_page_config(page_title="BatchNorm Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="BatchNorm Lab", page_icon=":material/science:", layout="wide")
 _tune_runtime()
 current = st.navigation(
     [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0) for i, p in enumerate(nav.PAGES)]
 )
 for notice in sidebar.render():
-    st.warning(notice, icon="🔗")
+    st.warning(notice, icon=":material/link:")
 current.run()

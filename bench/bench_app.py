@@ -11,7 +11,7 @@ from bench.common import Result, rerun_times
 def _steps_rerun(quick: bool) -> list[Result]:
     from tests.helpers import open_page
 
-    at = open_page("pages/steps.py")
+    at = open_page("views/steps.py")
     slider = "steps:N"
     values = [17 + k for k in range(5 if quick else 15)]
 

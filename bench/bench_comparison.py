@@ -31,7 +31,7 @@ from bench.common import Result
 from bn_core.experiments.training import ComparisonConfig, grid_config, run_comparison, run_grid
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = "pages/training.py"
+PAGE = "views/training.py"
 
 
 def _fresh_process_s() -> float:

@@ -55,7 +55,7 @@ def _fold(run, split, quick: bool) -> list[Result]:
 def _page_rerun(quick: bool) -> list[Result]:
     from tests.helpers import open_page
 
-    at = open_page("pages/inference.py")
+    at = open_page("views/inference.py")
     layers = [1, 2] * (3 if quick else 10)
     # both views are cached after the first visit: what a class mostly hits
     times = rerun_times(

@@ -67,7 +67,7 @@ def _overhead(quick: bool) -> Result:
 def _reruns(quick: bool) -> list[Result]:
     from tests.helpers import open_page
 
-    at = open_page("pages/why.py")
+    at = open_page("views/why.py")
     views = [(layer, view) for view in ("pre", "unit") for layer in (1, 2, 3)]
 
     def show(layer: int, view: str):

@@ -72,6 +72,7 @@ from bn_core.functional import (
 )
 from bn_core.layers import ManualBatchNorm, default_groups, make_norm
 from bn_core.models import CNNConfig, MLPConfig, build_model
+from bn_core.progress import Progress
 
 if TYPE_CHECKING:  # pandas only for the annotations: the workers import this module and never need it
     import pandas as pd
@@ -96,7 +97,6 @@ __all__ = [
 ]
 
 VARIANTS = ("per_replica", "sync", "group")  # "sync_torch" (nn.SyncBatchNorm) is added on CUDA
-Progress = Callable[[float, str], None]
 
 
 # ---------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def sync_batch_norm_forward(
     inv_std = torch.rsqrt(var_B + eps)  # (C,)
     x_hat = x_mu * per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
     y = torch.addcmul(per_channel(beta, x), per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4
-    return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu_B, var=var_B, inv_std=inv_std, gamma=gamma, eps=eps), M
+    return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu_B=mu_B, var_B=var_B, inv_std=inv_std, gamma=gamma, eps=eps), M
 
 
 def sync_batch_norm_backward(
@@ -200,17 +200,17 @@ class _SyncBatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, eps: float, group: Any, meter: CommMeter):
         y, cache, M = sync_batch_norm_forward(x, gamma, beta, eps, group, meter)
-        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu, cache.var, cache.inv_std, gamma)
+        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu_B, cache.var_B, cache.inv_std, gamma)
         ctx.eps, ctx.M, ctx.group, ctx.meter = eps, M, group, meter
-        mu_B, var_B = cache.mu.detach(), cache.var.detach()
+        mu_B, var_B = cache.mu_B.detach(), cache.var_B.detach()
         count = torch.tensor(M)
         ctx.mark_non_differentiable(mu_B, var_B, count)
         return y, mu_B, var_B, count
 
     @staticmethod
     def backward(ctx, dy: Tensor, _dmu: Tensor, _dvar: Tensor, _dM: Tensor):
-        x_mu, x_hat, mu, var, inv_std, gamma = ctx.saved_tensors
-        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu, var=var, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
+        x_mu, x_hat, mu_B, var_B, inv_std, gamma = ctx.saved_tensors
+        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu_B=mu_B, var_B=var_B, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
         dx, dgamma, dbeta = sync_batch_norm_backward(dy.contiguous(), cache, ctx.M, ctx.group, ctx.meter)
         return dx, dgamma, dbeta, None, None, None
 

@@ -47,11 +47,20 @@ class BNCache(NamedTuple):
 
     x_mu: Tensor  # x − mu_B, the centred input, shape of x
     x_hat: Tensor  # normalized input, shape of x
-    mu: Tensor  # mu_B, batch mean, (C,)
-    var: Tensor  # var_B, biased batch variance (÷m), (C,)
+    mu_B: Tensor  # batch mean, (C,)
+    var_B: Tensor  # biased batch variance (÷m), (C,)
     inv_std: Tensor  # 1 / sqrt(var_B + eps), (C,)
     gamma: Tensor  # scale, (C,)
     eps: float  # the eps the forward pass used
+
+    # The bn_core contract names the batch statistics ``mu`` and ``var``; they are the paper's mu_B and var_B.
+    @property
+    def mu(self) -> Tensor:
+        return self.mu_B
+
+    @property
+    def var(self) -> Tensor:
+        return self.var_B
 
 
 def reduce_dims(x: Tensor) -> tuple[int, ...]:
@@ -122,7 +131,7 @@ def batch_norm_forward(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
     inv_std = torch.rsqrt(var_B + eps)  # (C,)  1/sqrt(var_B + eps)
     x_hat = x_mu * per_channel(inv_std, x)  # (N, C, *S)  step 3: normalize
     y = torch.addcmul(per_channel(beta, x), per_channel(gamma, x), x_hat)  # (N, C, *S)  step 4: gamma·x_hat + beta
-    return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu_B, var=var_B, inv_std=inv_std, gamma=gamma, eps=eps)
+    return y, BNCache(x_mu=x_mu, x_hat=x_hat, mu_B=mu_B, var_B=var_B, inv_std=inv_std, gamma=gamma, eps=eps)
 
 
 def batch_norm_backward(dy: Tensor, cache: BNCache) -> tuple[Tensor, Tensor, Tensor]:
@@ -181,14 +190,14 @@ def batch_norm_inference(
 
 
 def update_running_stats(
-    running_mean: Tensor, running_var: Tensor, mu: Tensor, var: Tensor, n: int, momentum: float
+    running_mean: Tensor, running_var: Tensor, mu_B: Tensor, var_B: Tensor, m: int, momentum: float
 ) -> tuple[Tensor, Tensor]:
     """One exponential-moving-average step of the running statistics (PyTorch convention).
 
     Args:
         running_mean, running_var: current buffers, ``(C,)``. Not modified.
-        mu, var: this batch's ``mu_B`` and **biased** ``var_B``, ``(C,)``.
-        n: values per channel in the batch (``m``); must be at least 2.
+        mu_B, var_B: this batch's mean and **biased** variance, ``(C,)``.
+        m: values per channel in the batch (the paper's mini-batch size); must be at least 2.
         momentum: weight of the new batch, in [0, 1]. PyTorch's default is 0.1
             (Keras 0.9; Keras's default 0.99 is PyTorch's 0.01). For a cumulative
             average pass ``1/k`` at the k-th batch, which is what ``momentum=None``
@@ -196,13 +205,13 @@ def update_running_stats(
 
     Returns:
         ``(new_mean, new_var)``: ``(1 − momentum)·old + momentum·batch``, where the
-        batch variance is made unbiased first: ``var·n/(n − 1)``.
+        batch variance is made unbiased first: ``var_B·m/(m − 1)``.
     """
-    if n < 2:
-        raise ValueError(f"The unbiased variance needs at least 2 values per channel, got n={n}.")
+    if m < 2:
+        raise ValueError(f"The unbiased variance needs at least 2 values per channel, got m={m}.")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}.")
-    var_unbiased = var * (n / (n - 1))  # (C,)  Bessel's correction
-    new_mean = (1.0 - momentum) * running_mean + momentum * mu  # (C,)
+    var_unbiased = var_B * (m / (m - 1))  # (C,)  Bessel's correction
+    new_mean = (1.0 - momentum) * running_mean + momentum * mu_B  # (C,)
     new_var = (1.0 - momentum) * running_var + momentum * var_unbiased  # (C,)
     return new_mean, new_var

@@ -41,16 +41,16 @@ class _BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, eps: float):
         y, cache = batch_norm_forward(x, gamma, beta, eps)
-        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu, cache.var, cache.inv_std, gamma)
+        ctx.save_for_backward(cache.x_mu, cache.x_hat, cache.mu_B, cache.var_B, cache.inv_std, gamma)
         ctx.eps = eps
-        mu_B, var_B = cache.mu.detach(), cache.var.detach()
+        mu_B, var_B = cache.mu_B.detach(), cache.var_B.detach()
         ctx.mark_non_differentiable(mu_B, var_B)
         return y, mu_B, var_B
 
     @staticmethod
     def backward(ctx, dy: Tensor, _dmu: Tensor, _dvar: Tensor):
-        x_mu, x_hat, mu, var, inv_std, gamma = ctx.saved_tensors
-        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu=mu, var=var, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
+        x_mu, x_hat, mu_B, var_B, inv_std, gamma = ctx.saved_tensors
+        cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu_B=mu_B, var_B=var_B, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
         dx, dgamma, dbeta = batch_norm_backward(dy, cache)
         return dx, dgamma, dbeta, None
 

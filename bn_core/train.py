@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from bn_core.data import DataConfig, DataSplit, load_dataset
 from bn_core.device import pick_device
 from bn_core.models import MLPConfig, ModelConfig, NormFactory, Tap, build_model
+from bn_core.progress import Progress
 
 __all__ = [
     "OPTIMIZERS",
@@ -86,7 +87,6 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 BATCH_ORDERS = ("shuffled", "class_sorted")
 Optimizer = Literal["sgd", "momentum", "adam"]
 BatchOrder = Literal["shuffled", "class_sorted"]
-Progress = Callable[[float, str], None]
 QUANTILES = (0.15, 0.50, 0.85)  # the paper's Fig. 1 (b, c) bands
 _LABELS = {"batch": "BN", "none": "no BN", "layer": "LN", "group": "GN", "instance": "IN"}
 

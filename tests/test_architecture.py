@@ -50,7 +50,7 @@ def test_bn_core_never_imports_the_ui(path):
     assert not _imported_roots(path) & UI_LIBRARIES
 
 
-@pytest.mark.parametrize("path", _sources("pages"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _sources("views"), ids=lambda p: p.name)
 def test_pages_hold_no_math_and_stay_short(path):
     assert _imported_roots(path) <= PAGE_MAY_IMPORT, "a page imports only streamlit and ui/"
     assert len(path.read_text().splitlines()) <= MAX_PAGE_LINES
@@ -58,7 +58,7 @@ def test_pages_hold_no_math_and_stay_short(path):
 
 def test_ui_never_imports_a_page():
     for path in _sources("ui"):
-        assert "pages" not in _imported_roots(path), path
+        assert "views" not in _imported_roots(path), path
 
 
 def test_importing_all_of_bn_core_loads_no_ui_library():

@@ -100,7 +100,8 @@ def test_update_running_stats_matches_torch(shape, momentum, gen):
     F.batch_norm(x, ref_mean, ref_var, training=True, momentum=momentum)  # updates ref_* in place
     _, cache = batch_norm_forward(x, torch.ones(C, dtype=x.dtype), torch.zeros(C, dtype=x.dtype))
     snapshot = (old_mean.clone(), old_var.clone())
-    new_mean, new_var = update_running_stats(old_mean, old_var, cache.mu, cache.var, values_per_channel(x), momentum)
+    m = values_per_channel(x)
+    new_mean, new_var = update_running_stats(old_mean, old_var, cache.mu_B, cache.var_B, m, momentum)
     assert (new_mean - ref_mean).abs().max() < TOL
     assert (new_var - ref_var).abs().max() < TOL
     assert torch.equal(old_mean, snapshot[0]) and torch.equal(old_var, snapshot[1]), "inputs must not be mutated"
@@ -110,16 +111,16 @@ def test_running_var_uses_the_unbiased_estimate():
     x = torch.tensor([[1.0], [3.0]], dtype=torch.float64)  # biased var 1, unbiased var 2
     _, cache = batch_norm_forward(x, torch.ones(1, dtype=x.dtype), torch.zeros(1, dtype=x.dtype))
     assert cache.var.item() == pytest.approx(1.0)
-    _, new_var = update_running_stats(torch.zeros(1), torch.zeros(1), cache.mu, cache.var, n=2, momentum=1.0)
+    _, new_var = update_running_stats(torch.zeros(1), torch.zeros(1), cache.mu_B, cache.var_B, m=2, momentum=1.0)
     assert new_var.item() == pytest.approx(2.0)
 
 
 def test_update_running_stats_rejects_bad_arguments():
     z = torch.zeros(2)
     with pytest.raises(ValueError, match="at least 2"):
-        update_running_stats(z, z, z, z, n=1, momentum=0.1)
+        update_running_stats(z, z, z, z, m=1, momentum=0.1)
     with pytest.raises(ValueError, match="momentum"):
-        update_running_stats(z, z, z, z, n=4, momentum=1.5)
+        update_running_stats(z, z, z, z, m=4, momentum=1.5)
 
 
 @pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 2, 1, 1)])

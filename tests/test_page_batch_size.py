@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import alerts, assert_clean, charts, open_page
 from ui import batch_size as ui
 
-PAGE = "pages/batch_size.py"
+PAGE = "views/batch_size.py"
 CHEAP = {"seeds": "1", "epochs": "1", "b_min": "16", "b_max": "32"}  # 2 sizes × 1 seed × 1 epoch: ~130 steps
 
 

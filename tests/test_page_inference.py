@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import alerts, assert_clean, charts, open_page
 
-PAGE = "pages/inference.py"
+PAGE = "views/inference.py"
 TORCH_BATCH_ERROR = "Expected more than 1 value per channel when training"
 
 

@@ -14,7 +14,7 @@ from bn_core.distributed import DistributedRunError
 from tests.helpers import alerts, assert_clean, charts, open_page
 from ui import multi_device as ui
 
-PAGE = "pages/multi_device.py"
+PAGE = "views/multi_device.py"
 LAUNCH_TIMEOUT = 400  # a run that starts worker processes can be slow when the machine is loaded
 
 

@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import alerts, assert_clean, charts, open_page
 from tests.test_csv import CORPUS, EXPECTED
 
-PAGE = "pages/steps.py"
+PAGE = "views/steps.py"
 
 
 def _stats(at):

@@ -14,7 +14,7 @@ import streamlit as st
 from tests.helpers import alerts, assert_clean, chart_tables, charts, open_page
 from ui import training as ui
 
-PAGE = "pages/training.py"
+PAGE = "views/training.py"
 SHORT = {"steps": "50"}
 
 

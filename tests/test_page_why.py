@@ -13,7 +13,7 @@ from tests.helpers import alerts, assert_clean, charts, open_page
 from tests.test_hostile import _drive, _widget
 from ui import why as ui
 
-PAGE = "pages/why.py"
+PAGE = "views/why.py"
 SMALL_ICS = {"tab": "ICS", "ics_run": "1", "ics_steps": "50"}
 SMALL_LAND = {"tab": "Landscape", "land_run": "1", "land_steps": "50"}
 

@@ -51,7 +51,7 @@ def test_sidebar_shows_device_torch_and_seed():
 
 
 def test_global_seed_round_trips_through_the_url():
-    at = open_page("pages/steps.py", query={"seed": "42"})
+    at = open_page("views/steps.py", query={"seed": "42"})
     assert at.sidebar.number_input[0].value == 42
     assert at.query_params["seed"] == "42"
 
@@ -63,12 +63,9 @@ def test_tampered_global_seed_is_clamped_with_a_notice():
     assert any("global seed" in w and "clamped" in w for w in alerts(at, "warning"))
 
 
-@pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
-def test_every_url_has_its_deep_link_shim(info):
-    """pages/<url_path>.py must exist and only hand over to app.py (see the shim's docstring)."""
-    shim = ROOT / "pages" / f"{info.url_path}.py"
-    assert shim.exists()
-    code = shim.read_text()
-    assert 'runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"))' in code
-    assert f"/{info.url_path}" in code
+def test_no_pages_folder_next_to_the_router():
+    """A pages/ folder beside app.py would start every fresh server in Streamlit's legacy
+    pages-directory mode, where a deep link runs a page file without the router."""
+    assert not (ROOT / "pages").exists()
+    assert all(info.path.startswith("views/") for info in PAGES)
 

@@ -25,6 +25,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
+from bn_core.progress import Progress
 from ui.sidebar import GLOBAL
 from ui.state import PageState, share_url, sync_url
 
@@ -41,7 +42,6 @@ def halt() -> NoReturn:
     Streamlit refuses every further call, so a tampered link would stay tampered."""
     raise Halt
 T = TypeVar("T")
-Progress = Callable[[float, str], None]
 
 
 @contextlib.contextmanager
@@ -52,7 +52,7 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
     head.title(title)
     share_box = share.empty()
     for text in notices:
-        st.warning(text, icon="🔗")
+        st.warning(text, icon=":material/link:")
     st.markdown(intro)
     try:
         yield
@@ -63,7 +63,7 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
         st.error(f"Something went wrong on this page ({type(err).__name__}). Change a control to try again.")
     finally:
         params = sync_url(GLOBAL, ps)
-        with share_box.popover("🔗 Share", help="A link that reproduces this exact view"):
+        with share_box.popover("Share", icon=":material/share:", help="A link that reproduces this exact view"):
             st.caption("Copy this link: it opens this page with the same controls and seed.")
             st.code(share_url(params), language=None, wrap_lines=True)
 
@@ -92,10 +92,10 @@ def run(fn: Callable[..., T], *args: Any, label: str = "Computing…", **kwargs:
     try:
         return fn(*args, _progress=_progress_callback(bar, label), **kwargs)
     except ValueError as err:
-        st.error(str(err), icon="⚠️")
+        st.error(str(err), icon=":material/warning:")
     except Exception as err:
         log.exception("experiment %s failed", getattr(fn, "__name__", fn))
-        st.error(f"The computation failed ({type(err).__name__}). Try other settings.", icon="⚠️")
+        st.error(f"The computation failed ({type(err).__name__}). Try other settings.", icon=":material/warning:")
     finally:
         bar.empty()
     return None
@@ -127,4 +127,4 @@ def try_this(*prompts: str) -> None:
 
 
 def takeaway(text: str) -> None:
-    st.success(text, icon="💡")
+    st.success(text, icon=":material/lightbulb:")

@@ -15,51 +15,58 @@ class PageInfo:
     min_charts: int = 0  # charts the page shows at default settings (the browser test waits for them)
 
 
-# Note: because the page files live in pages/, Streamlit's first run of a server process
-# (and every AppTest run) starts in the legacy "pages directory" mode. A url_path equal
-# to a file's stem (pages/steps.py → "steps") would let that mode run the page file
-# directly, skipping app.py (no sidebar, no page config). Distinct url_paths avoid it.
+# The page files live in views/, not pages/: a folder named pages/ next to app.py puts every
+# fresh Streamlit server into its legacy "pages directory" mode, which runs a page file
+# without the router for a deep link (docs/decisions.md). A URL that names no page (a file's
+# stem such as /steps, an old link) falls back to the home page with Streamlit's notice.
 PAGES: tuple[PageInfo, ...] = (
-    PageInfo("pages/home.py", "Welcome", "🧪", "welcome", "What the lab is, and the four equations."),
     PageInfo(
-        "pages/steps.py",
+        "views/welcome.py", "Welcome", ":material/science:", "welcome", "What the lab is, and the four equations."
+    ),
+    PageInfo(
+        "views/steps.py",
         "Normalization Steps",
-        "🔢",
+        ":material/calculate:",
         "normalization-steps",
         "Algorithm 1, step by step, on real numbers.",
         2,
     ),
     PageInfo(
-        "pages/training.py",
+        "views/training.py",
         "Training Comparison",
-        "📈",
+        ":material/show_chart:",
         "training-comparison",
         "Train with and without BN; Ioffe Fig. 1 live.",
         6,
     ),
     PageInfo(
-        "pages/batch_size.py",
+        "views/batch_size.py",
         "Batch-Size Sensitivity",
-        "🎲",
+        ":material/casino:",
         "batch-size",
         "Noisy batch statistics; BN vs GN/LN.",
         2,
     ),
     PageInfo(
-        "pages/inference.py",
+        "views/inference.py",
         "Train vs Inference",
-        "🔁",
+        ":material/sync_alt:",
         "train-vs-inference",
         "Running statistics, eval(), and classic bugs.",
         6,
     ),
     PageInfo(
-        "pages/why.py", "Why BN Works", "🧭", "why-bn-works", "Internal covariate shift vs a smoother landscape.", 3
+        "views/why.py",
+        "Why BN Works",
+        ":material/explore:",
+        "why-bn-works",
+        "Internal covariate shift vs a smoother landscape.",
+        3,
     ),
     PageInfo(
-        "pages/multi_device.py",
+        "views/multi_device.py",
         "Multi-device BN",
-        "🌐",
+        ":material/lan:",
         "multi-device",
         "Per-replica vs synchronized statistics.",
         3,

@@ -54,6 +54,7 @@ from bn_core.device import pick_device
 from bn_core.functional import batch_norm_backward, batch_norm_forward
 from bn_core.layers import ManualBatchNorm, ManualGroupNorm
 from bn_core.models import MLP, MLPConfig, build_mlp
+from bn_core.progress import Progress
 from bn_core.remedies import BatchRenorm, GhostBatchNorm
 from bn_core.sweep import SweepConfig as EngineSweepConfig
 from bn_core.sweep import SweepPoint, run_sweep
@@ -85,7 +86,6 @@ __all__ = [
     "PAPER_TABLE",
 ]
 
-Progress = Callable[[float, str], None]
 
 # ---------------------------------------------------------------------------
 # 1. Noise of the batch statistics

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from ui import home
+from ui import welcome as ui
 
 st.title("🧪 BatchNorm Lab")
-st.markdown(home.INTRO)
-home.equations()
+st.markdown(ui.INTRO)
+ui.equations()
 st.subheader("Lesson plan")
-home.lesson_plan()
+ui.lesson_plan()
 st.subheader("What makes it real")
-st.markdown(home.REAL)
+st.markdown(ui.REAL)
