@@ -13,6 +13,33 @@ import pandas as pd
 
 PALETTE = ["#4C6EF5", "#F76707", "#2B8A3E", "#C2255C", "#7048E8", "#0B7285", "#E67700", "#495057"]
 
+# One name and one colour per normalization method, on every page. A series whose name starts
+# with a method's name and a space or "(" (e.g. "BN (train-mode test)") takes that method's colour.
+METHOD_COLORS: dict[str, str] = {
+    "BN": "#4C6EF5",
+    "no norm": "#868E96",
+    "GN": "#2B8A3E",
+    "LN": "#C2255C",
+    "IN": "#0B7285",
+    "Ghost BN": "#F76707",
+    "Batch Renorm": "#7048E8",
+    "sync BN": "#E67700",
+}
+
+
+def method_color(name: str) -> str | None:
+    """The colour of the method a series name belongs to, or None for other series."""
+    for method in sorted(METHOD_COLORS, key=len, reverse=True):
+        if name == method or name.startswith((f"{method} ", f"{method}(")):
+            return METHOD_COLORS[method]
+    return None
+
+
+def method_scale(domain: Sequence[str]) -> alt.Scale:
+    """A colour scale for series named after methods: their fixed colours, the palette for the rest."""
+    spare = iter(c for c in PALETTE if c not in METHOD_COLORS.values())
+    return alt.Scale(domain=list(domain), range=[method_color(d) or next(spare, "#495057") for d in domain])
+
 
 def _color(field: str, title: str | None = None, domain: Sequence[str] | None = None) -> alt.Color:
     scale = alt.Scale(range=PALETTE) if domain is None else alt.Scale(domain=list(domain), range=PALETTE)

@@ -37,10 +37,13 @@ class Halt(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 
 def halt() -> NoReturn:
-    """End the page body here (after an error message), like ``st.stop()``, but still
+    """End the current :func:`section` (or, outside one, the page body) here, after an error
+    message. Like ``st.stop()``, but the page still draws its other sections and can
     write the controls back to the URL and draw the share box: after ``st.stop()``
     Streamlit refuses every further call, so a tampered link would stay tampered."""
     raise Halt
+
+
 T = TypeVar("T")
 
 
@@ -66,6 +69,28 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
         with share_box.popover("Share", icon=":material/share:", help="A link that reproduces this exact view"):
             st.caption("Copy this link: it opens this page with the same controls and seed.")
             st.code(share_url(params), language=None, wrap_lines=True)
+
+
+@contextlib.contextmanager
+def section(title: str | None = None) -> Iterator[None]:
+    """One section of a page: an error or a :func:`halt` inside it ends this section only.
+
+    The section's own message (a batch of 1, a diverged run) stays in place and every
+    other section of the page still runs, so one bad control never wipes the page.
+    """
+    if title:
+        st.subheader(title)
+    try:
+        yield
+    except Halt:
+        pass
+    except Exception as err:
+        log.exception("a section (%s) failed", title)
+        st.error(
+            f"This section failed ({type(err).__name__}); the rest of the page still works. "
+            "Change a control to try again.",
+            icon=":material/error:",
+        )
 
 
 def _progress_callback(bar: Any, label: str) -> Progress:
