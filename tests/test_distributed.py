@@ -18,23 +18,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_core import distributed as dist_mod
 from bn_core.distributed import (
     DistConfig,
+    DistResult,
     DistributedRunError,
-    SyncManualBatchNorm,
     build_variant_model,
     global_batches,
     launch,
     model_config,
+    pick_backend,
     run_schedule,
     sgd_momentum_step,
-    sync_batch_norm_backward,
-    sync_batch_norm_forward,
 )
+from bn_core.distributed import launcher as launcher_mod
 from bn_core.experiments.multi_device import SweepConfig, bn_allreduce_bytes, run_sweep
 from bn_core.layers import ManualBatchNorm
 from bn_core.models import build_model
+from bn_core.sync_bn import SyncManualBatchNorm, sync_batch_norm_backward, sync_batch_norm_forward
 
 # ---------------------------------------------------------------------------
 # In one process: the math, the layer, the pieces of the worker
@@ -157,19 +157,19 @@ def test_invalid_configs_are_refused_before_anything_starts(overrides, phrase):
 
 
 def test_backend_is_gloo_on_the_cpu_and_nccl_needs_gpus():
-    assert dist_mod.pick_backend("auto", 2) == "gloo"
+    assert pick_backend("auto", 2) == "gloo"
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="one GPU per rank"):
-            dist_mod.pick_backend("nccl", 2)
+            pick_backend("nccl", 2)
 
 
 def test_children_do_not_rerun_the_parents_main():
-    original = dist_mod.mp_spawn.get_preparation_data
-    with dist_mod._without_parent_main():
-        data = dist_mod.mp_spawn.get_preparation_data("w")
+    original = launcher_mod.mp_spawn.get_preparation_data
+    with launcher_mod._without_parent_main():
+        data = launcher_mod.mp_spawn.get_preparation_data("w")
     assert "init_main_from_path" not in data and "init_main_from_name" not in data
     assert "sys_path" in data  # the children still find bn_core
-    assert dist_mod.mp_spawn.get_preparation_data is original
+    assert launcher_mod.mp_spawn.get_preparation_data is original
 
 
 # ---------------------------------------------------------------------------
@@ -187,7 +187,7 @@ W4 = DistConfig(
 
 
 @pytest.fixture(scope="module")
-def four_ranks() -> dist_mod.DistResult:
+def four_ranks() -> DistResult:
     return launch(W4)
 
 
@@ -223,7 +223,7 @@ def test_data_parallel_sync_bn_trains_like_one_process_on_the_global_batch(four_
     model = build_model(model_config(W4), seed=W4.seeds[0])
     steps, lr = run_schedule(W4, 8, 1347)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=W4.momentum)
-    data = dist_mod._load_digits(W4.data_seed)
+    data = launcher_mod._load_digits(W4.data_seed)
     reference = []
     for idx in global_batches(1347, 32, steps, W4.seeds[0]):
         opt.zero_grad()

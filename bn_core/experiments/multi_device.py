@@ -29,11 +29,11 @@ from bn_core.distributed import (
     VARIANTS,
     DistConfig,
     DistResult,
-    Progress,
     launch,
     model_config,
 )
 from bn_core.models import MLPConfig
+from bn_core.progress import Progress
 
 __all__ = [
     "StatsConfig",

@@ -1,0 +1,310 @@
+"""The worker: one rank of the data-parallel group, run in its own spawned process.
+
+It joins the gloo (or NCCL) group, trains every variant in lockstep on its shard of each
+global batch, averages gradients with one all-reduce per step and sends its records back
+to the launcher through a queue. It imports neither pandas nor scikit-learn.
+
+Sources: Goyal et al. 2017, arXiv:1706.02677 (data-parallel SGD); Ioffe & Szegedy 2015,
+arXiv:1502.03167.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import os
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bn_core.distributed.config import (
+    EQ_CHANNELS,
+    DistConfig,
+    equivalence_inputs,
+    global_batches,
+    run_schedule,
+)
+from bn_core.functional import values_per_channel
+from bn_core.sync_bn import CommMeter, SyncManualBatchNorm
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything a worker needs, pickled once into the spawned process."""
+
+    cfg: DistConfig
+    port: int
+    backend: str
+    data: dict[str, Tensor]  # x_train, y_train, x_test, y_test in shared memory (workers skip sklearn)
+    models: Tensor  # uint8, shared memory: the pickled {(seed, variant): initial model}, built once by the parent
+    parent_pid: int
+    t0: float  # the parent's time.time() at launch, for the start-up time
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit if the parent dies (e.g. the server was killed): a worker never outlives its launcher."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(2)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _inject_fault(rank: int, cfg: DistConfig) -> None:
+    if cfg.fault == "none" or rank != cfg.fault_rank:
+        return
+    if cfg.fault == "raise":
+        raise RuntimeError(f"injected fault on rank {rank} (DistConfig.fault='raise')")
+    if cfg.fault == "exit":
+        os._exit(3)  # a hard crash: no message, no clean-up, like a segfault or an OOM kill
+    time.sleep(10 * cfg.timeout_s)  # "hang": only the launcher's timeout can end this
+
+
+def worker_main(rank: int, spec: Spec, out: Any) -> None:
+    """Process entry point: join the group, run the work, report the result or the error."""
+    torch.set_num_threads(1)  # one core per rank; more threads only fight over the cores
+    _watch_parent(spec.parent_pid)
+    try:
+        device = _join_group(rank, spec)
+        out.put(("ready", rank, time.time() - spec.t0))
+        _inject_fault(rank, spec.cfg)
+        out.put(("result", rank, _work(rank, spec, device, out)))
+    except BaseException as err:  # noqa: BLE001 - every failure must reach the parent as a message
+        out.put(("error", rank, (f"{type(err).__name__}: {err}", traceback.format_exc())))
+        raise SystemExit(1) from None
+    finally:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def _join_group(rank: int, spec: Spec) -> torch.device:
+    cfg = spec.cfg
+    device = torch.device("cpu")
+    if spec.backend == "nccl":
+        device = torch.device("cuda", rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        spec.backend,
+        init_method=f"tcp://127.0.0.1:{spec.port}",
+        rank=rank,
+        world_size=cfg.world_size,
+        timeout=datetime.timedelta(seconds=cfg.timeout_s + 30),  # the launcher's own timeout fires first
+    )
+    return device
+
+
+def _torch_sync_note(device: torch.device) -> str | None:
+    """What ``nn.SyncBatchNorm`` says about this device: on the CPU it refuses before any communication."""
+    if device.type != "cpu":
+        return None
+    try:
+        nn.SyncBatchNorm(2)(torch.ones(4, 2))
+    except (ValueError, RuntimeError) as err:
+        return f"{type(err).__name__}: {err}"
+    return "nn.SyncBatchNorm ran on the CPU"
+
+
+def _work(rank: int, spec: Spec, device: torch.device, out: Any) -> dict:
+    cfg = spec.cfg
+    result: dict[str, Any] = {"rank": rank, "device": str(device), "runs": []}
+    result["torch_sync_note"] = _torch_sync_note(device) if rank == 0 else None
+    if cfg.equivalence_per_rank:
+        result["equivalence"] = _equivalence(rank, cfg.world_size, cfg.equivalence_per_rank, cfg.seeds[0], device)
+    jobs = [(b, s) for b in cfg.images_per_replica for s in cfg.seeds]
+    initial_models = pickle.loads(spec.models.numpy().tobytes())
+    for k, (b, seed) in enumerate(jobs):
+
+        def report(fraction: float, b: int = b, k: int = k) -> None:
+            if rank == 0:
+                out.put(("progress", rank, ((k + fraction) / len(jobs), f"{b} images per replica")))
+
+        result["runs"].append(_train_run(rank, spec, initial_models, b, seed, device, report))
+    return result
+
+
+def _numpy(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().numpy()
+
+
+def _equivalence(rank: int, world_size: int, b: int, seed: int, device: torch.device) -> dict[str, dict]:
+    """Forward + backward of this rank's shard through sync BN, per-replica BN (and nn.SyncBatchNorm on CUDA)."""
+    inputs = {k: v.to(device) for k, v in equivalence_inputs(world_size, b, seed).items()}
+    rows = slice(rank * b, (rank + 1) * b)
+    layers = {"sync": SyncManualBatchNorm(EQ_CHANNELS), "per_replica": SyncManualBatchNorm(EQ_CHANNELS, sync=False)}
+    if device.type == "cuda":
+        layers["sync_torch"] = nn.SyncBatchNorm(EQ_CHANNELS)
+    found = {}
+    for name, layer in layers.items():
+        layer = layer.to(device=device, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(inputs["gamma"])
+            layer.bias.copy_(inputs["beta"])
+        x = inputs["x"][rows].clone().requires_grad_()
+        y = layer(x)
+        # Σ y·dy has gradient dy. Why not y.backward(dy): a non-scalar backward imports
+        # torch.fx's symbolic shapes, 1.5–2.5 s of every fresh worker's start-up.
+        (y * inputs["dy"][rows]).sum().backward()
+        grads = {"y": y, "dx": x.grad, "dgamma": layer.weight.grad, "dbeta": layer.bias.grad}
+        buffers = {"running_mean": layer.running_mean, "running_var": layer.running_var}
+        found[name] = {k: _numpy(v) for k, v in {**grads, **buffers}.items()}
+    return found
+
+
+def _average_gradients(model: nn.Module, meter: CommMeter, world_size: int) -> None:
+    """Data parallelism: one all-reduce of every gradient, flattened, then ÷ world size (the mean loss)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = meter.all_reduce(torch.cat([g.reshape(-1) for g in grads]), dist.group.WORLD)
+    flat.div_(world_size)
+    for g, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
+        g.copy_(synced)
+
+
+def _bn_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, SyncManualBatchNorm | nn.SyncBatchNorm)]
+
+
+def _record_torch_sync_stats(layer: nn.SyncBatchNorm, world_size: int) -> None:
+    """nn.SyncBatchNorm keeps no batch statistics: recover them from its running-statistics update.
+
+    ``new = (1 − m)·old + m·batch`` ⇒ ``batch = (new − (1 − m)·old)/m``; the running variance
+    is unbiased with the global count ``M``, so ``var_B = var_unbiased·(M − 1)/M``.
+    """
+    momentum = float(layer.momentum)
+
+    def before(module: nn.Module, args: tuple) -> None:
+        module._old = (module.running_mean.clone(), module.running_var.clone())
+
+    def after(module: nn.Module, args: tuple, _y: Tensor) -> None:
+        if not module.training:
+            return
+        old_mean, old_var = module._old
+        M = values_per_channel(args[0]) * world_size  # equal shards on every rank
+        module.last_mu_B = (module.running_mean - (1 - momentum) * old_mean) / momentum
+        var_unbiased = (module.running_var - (1 - momentum) * old_var) / momentum
+        module.last_var_B = var_unbiased * (M - 1) / M
+
+    layer.register_forward_pre_hook(before)
+    layer.register_forward_hook(after)
+
+
+@dataclass
+class _Run:
+    """One variant's model, its SGD momentum buffers and its records in one run."""
+
+    model: nn.Module
+    velocity: list[Tensor]  # SGD momentum buffers, one per parameter
+    grad_meter: CommMeter = field(default_factory=CommMeter)
+    loss: list[Tensor] = field(default_factory=list)
+    stats: list[Tensor] = field(default_factory=list)  # per step: (layers, 2) of [mu_B, var_B]
+    step_s: list[float] = field(default_factory=list)  # wall time of each update
+    bn_s: list[float] = field(default_factory=list)  # … of it spent in the BN statistics all-reduces
+    grad_s: list[float] = field(default_factory=list)  # … of it spent in the gradient all-reduce
+    acc: list[tuple[int, float]] = field(default_factory=list)
+
+
+def sgd_momentum_step(params: list[Tensor], velocity: list[Tensor], lr: float, momentum: float) -> None:
+    """``torch.optim.SGD``'s update (dampening 0, no Nesterov): ``v ← momentum·v + g``, ``p ← p − lr·v``.
+
+    Written out because constructing a ``torch.optim`` optimizer imports ``torch._dynamo``,
+    ~1.5 s of start-up in every fresh worker process. With ``v`` starting at 0 the first
+    step gives ``v = g``, exactly torch's first step.
+    """
+    grads = [p.grad for p in params]
+    with torch.no_grad():
+        torch._foreach_mul_(velocity, momentum)
+        torch._foreach_add_(velocity, grads)
+        torch._foreach_add_(params, velocity, alpha=-lr)
+
+
+def _new_run(initial: nn.Module, cfg: DistConfig, device: torch.device) -> _Run:
+    model = copy.deepcopy(initial).to(device)
+    for layer in _bn_layers(model):
+        if isinstance(layer, nn.SyncBatchNorm):
+            _record_torch_sync_stats(layer, cfg.world_size)
+    return _Run(model, [torch.zeros_like(p) for p in model.parameters()])
+
+
+def _step(run: _Run, x: Tensor, y: Tensor, cfg: DistConfig, lr: float) -> None:
+    """One data-parallel update, timed: forward, backward (BN all-reduces inside), gradient average, SGD."""
+    meters = [m.meter for m in _bn_layers(run.model) if isinstance(m, SyncManualBatchNorm)]
+    bn_before, grad_before = sum(m.seconds for m in meters), run.grad_meter.seconds
+    start = time.perf_counter()
+    run.model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(run.model(x), y)
+    loss.backward()
+    _average_gradients(run.model, run.grad_meter, cfg.world_size)
+    sgd_momentum_step(list(run.model.parameters()), run.velocity, lr, cfg.momentum)
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    run.step_s.append(time.perf_counter() - start)
+    run.bn_s.append(sum(m.seconds for m in meters) - bn_before)
+    run.grad_s.append(run.grad_meter.seconds - grad_before)
+    run.loss.append(loss.detach())
+    layers = _bn_layers(run.model) if cfg.record_stats else []
+    if layers:
+        c = cfg.stats_channel
+        run.stats.append(torch.stack([torch.stack([m.last_mu_B[c], m.last_var_B[c]]) for m in layers]).float())
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """Test accuracy in eval mode (BN uses this rank's running statistics; no communication)."""
+    model.eval()
+    correct = (model(x).argmax(dim=1) == y).sum()
+    model.train()
+    return float(correct) / len(y)
+
+
+def _train_run(
+    rank: int, spec: Spec, initial_models: dict, b: int, seed: int, device: torch.device, report: Callable
+) -> dict:
+    """Train every variant on the same shards, interleaved step by step, so timings share the machine's noise."""
+    cfg = spec.cfg
+    data = {k: v.to(device) for k, v in spec.data.items()}
+    runs = {v: _new_run(model, cfg, device) for (s, v), model in initial_models.items() if s == seed}
+    steps, lr = run_schedule(cfg, b, len(data["y_train"]))
+    shards = global_batches(len(data["y_train"]), cfg.world_size * b, steps, seed)[:, rank * b : (rank + 1) * b]
+    for t in range(steps):
+        idx = shards[t].to(device)
+        x, y = data["x_train"][idx], data["y_train"][idx]
+        for run in runs.values():
+            _step(run, x, y, cfg, lr)
+        if (t + 1) % cfg.eval_every == 0 or t + 1 == steps:
+            for run in runs.values():
+                run.acc.append((t + 1, _accuracy(run.model, data["x_test"], data["y_test"])))
+            report((t + 1) / steps)
+    return {"images": b, "seed": seed, "variants": {v: _run_record(run) for v, run in runs.items()}}
+
+
+def _run_record(run: _Run) -> dict:
+    bn_meters = [m.meter for m in _bn_layers(run.model) if isinstance(m, SyncManualBatchNorm)]
+    return {
+        "loss": torch.stack(run.loss).float().cpu().numpy(),
+        "stats": torch.stack(run.stats).cpu().numpy() if run.stats else None,  # (steps, layers, 2)
+        "step_s": np.asarray(run.step_s),
+        "bn_s": np.asarray(run.bn_s),
+        "grad_s": np.asarray(run.grad_s),
+        "acc": run.acc,
+        "bn_comm": (
+            sum(m.calls for m in bn_meters),
+            sum(m.bytes for m in bn_meters),
+            sum(m.seconds for m in bn_meters),
+        ),
+        "grad_comm": (run.grad_meter.calls, run.grad_meter.bytes, run.grad_meter.seconds),
+        "bn_layers": len(_bn_layers(run.model)),
+        "params": sum(p.numel() for p in run.model.parameters()),
+    }
