@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import widgets
 from ui.state import Field, PageState
 
 GLOBAL = PageState("global", [Field("seed", 0, "int", 0, 2**31 - 1, label="global seed")])
@@ -18,14 +19,12 @@ def render() -> list[str]:
     notices = GLOBAL.load(report_unknown=False)
     with st.sidebar:
         device = pick_device()
-        badge = {"cuda": "🟢", "mps": "🟢"}.get(device.type, "⚪")
+        badge = ":material/memory:" if device.type in ("cuda", "mps") else ":material/computer:"
         st.markdown(f"**Device** {badge} `{device_label(device)}`  \n**torch** `{torch.__version__}`")
-        st.number_input(
+        widgets.number(
+            GLOBAL,
+            "seed",
             "Global seed",
-            min_value=0,
-            max_value=2**31 - 1,
-            step=1,
-            key=GLOBAL.key("seed"),
             help="Every random draw on every page comes from this seed: same seed, same numbers.",
         )
         st.caption("Same seed + same controls = the same numbers, bitwise on the CPU.")

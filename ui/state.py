@@ -7,11 +7,24 @@ That single table drives:
 * the URL: every control round-trips through ``st.query_params`` so a teacher
   can share the exact view, and a tampered link is clamped with a visible notice,
 * presets (named bundles of values) and their URL key ``preset``,
-* persistence across page switches (Streamlit drops widget state of pages that
-  are not on screen, so the last values are kept in a shadow dict).
+* persistence across page switches, errors and halted runs.
 
-Precedence: on a page's first run in a session the URL wins; afterwards the
-widgets do. Widgets never get ``value=``: their value lives in session state.
+Where a value lives (the state rules): a control's value lives in a plain
+session-state entry, the *model* (``__v:<page>:<key>``), which no widget owns and
+Streamlit never cleans up. The widget (key ``<page>:<key>``) is only a view of it:
+
+1. At the start of every run, :meth:`PageState.load` compares each widget's value
+   with the value the model last gave it. A difference is a user's change and goes
+   into the model; anything else (a widget that was not drawn, a choice the browser
+   cleared) leaves the model as it is.
+2. It then re-seeds every widget from the model, so each widget is sent to the
+   browser with its value set. A widget that a halted run did not draw comes back
+   with the model's value, not with its first or minimum value.
+3. Code (presets, the URL, announced clamps, callbacks) writes only the model.
+
+So a control changes only when the user, a preset, the link or an announced clamp
+changes it, whatever ran before. On a page's first run in a session the URL wins;
+afterwards the model does. Widgets never get ``value=``.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 MAX_PARAM_CHARS = 400  # a longer URL value is ignored, not parsed
 FieldKind = Literal["int", "float", "choice", "bool", "floats"]
@@ -144,11 +158,14 @@ class PageState:
     def spec(self, name: str) -> Field:
         return self._by_key[name]
 
+    def _model(self, name: str) -> str:
+        return f"__v:{self.page}:{name}"
+
     def __getitem__(self, name: str) -> Any:
-        return st.session_state.get(self.key(name), self._by_key[name].default)
+        return st.session_state.get(self._model(name), self._by_key[name].default)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        st.session_state[self.key(name)] = value
+        st.session_state[self._model(name)] = value
 
     def values(self) -> dict[str, Any]:
         return {k: self[k] for k in self._by_key}
@@ -159,8 +176,9 @@ class PageState:
 
     # -- presets ------------------------------------------------------------
     def apply_preset(self, name: str | None = None) -> None:
-        """Set every control a preset names (usable as a widget ``on_change``)."""
-        name = name or self["preset"]
+        """Set every control a preset names (usable as a widget ``on_change``: then the
+        preset comes from the picker, whose change reaches the model only at ``load``)."""
+        name = name or st.session_state.get(self.key("preset"), self["preset"])
         for k, v in self.presets.get(name, {}).items():
             self[k] = v
         self["preset"] = name
@@ -175,14 +193,15 @@ class PageState:
         def matches(name: str) -> bool:
             return all(self[k] == v for k, v in self.presets[name].items())
 
-        picked = st.session_state.get(self.key("preset"))
+        picked = st.session_state.get(self._model("preset"))
         if picked in self.presets and matches(picked):
             return picked
         return next((name for name in self.presets if matches(name)), "custom")
 
     # -- load / sync --------------------------------------------------------
     def load(self, known_elsewhere: Sequence[str] = (), report_unknown: bool = True) -> list[str]:
-        """Fill session state from the URL (first run) or the shadow copy; return notices.
+        """Take the user's widget changes into the model, fill it from the URL on the
+        page's first run, and re-seed every widget from it; return notices.
 
         Args:
             known_elsewhere: URL keys owned by another state table (the global
@@ -190,20 +209,41 @@ class PageState:
             report_unknown: report URL keys no table knows (off for the global
                 table, which cannot know the page's keys).
         """
-        loaded_flag, shadow_key = f"__loaded:{self.page}", f"__shadow:{self.page}"
+        loaded_flag = f"__loaded:{self.page}"
         notices: list[str] = []
+        self._take_widget_changes()
         if not st.session_state.get(loaded_flag):
             st.session_state[loaded_flag] = True
             notices = self._load_url(known_elsewhere, report_unknown)
-        shadow = st.session_state.get(shadow_key, {})
         for k, f in self._by_key.items():
-            if self.key(k) not in st.session_state:
-                st.session_state[self.key(k)] = shadow.get(k, f.default)
+            if self._model(k) not in st.session_state:
+                self[k] = f.default
         if self.on_load:
             self.on_load(self)
         if self.presets:
             self["preset"] = self.matching_preset()
+        self._seed_widgets()
         return notices
+
+    def _take_widget_changes(self) -> None:
+        """A widget whose value differs from what the model last seeded it with was changed by the user."""
+        for k, f in self._by_key.items():
+            seed_key = f"__seed:{self.page}:{k}"
+            if self.key(k) not in st.session_state or seed_key not in st.session_state:
+                continue
+            value = st.session_state[self.key(k)]
+            if not _same(value, st.session_state[seed_key]) and _legal(f, value):
+                self[k] = value
+
+    def _seed_widgets(self) -> None:
+        """Send every widget the model's value (Streamlit marks it as set, so the browser shows it)."""
+        for k in self._by_key:
+            value = self[k]
+            try:
+                st.session_state[self.key(k)] = value
+            except StreamlitAPIException:  # a widget kind whose value cannot be set (none of ours today)
+                continue
+            st.session_state[f"__seed:{self.page}:{k}"] = value
 
     def _load_url(self, known_elsewhere: Sequence[str], report_unknown: bool) -> list[str]:
         params = {k: st.query_params.get(k, "") for k in st.query_params}
@@ -224,16 +264,27 @@ class PageState:
     def url_params(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in self.values().items()}
 
-    def remember(self) -> None:
-        """Keep the current values for when the user comes back to this page."""
-        st.session_state[f"__shadow:{self.page}"] = self.values()
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, with a list and a tuple of the same items counted as the same (multiselects)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return tuple(a) == tuple(b)
+    return a == b
+
+
+def _legal(f: Field, value: Any) -> bool:
+    """Whether a widget's value may enter the model: a cleared choice (None) or an off-grid value may not."""
+    if value is None:
+        return False
+    if f.kind == "choice" and f.choices and not isinstance(f.default, (list, tuple)):
+        return value in f.choices
+    return True
 
 
 def sync_url(*states: PageState) -> dict[str, str]:
     """Write every state's values to the URL (only if something changed); return them."""
     wanted: dict[str, str] = {}
     for s in states:
-        s.remember()
         wanted.update(s.url_params())
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != wanted:

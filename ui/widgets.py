@@ -2,7 +2,9 @@
 
 Bounds, choices and the session-state key come from the field, so the widget and
 the URL clamp can never disagree. No helper passes ``value=``: the value lives in
-session state, set by ``PageState.load``.
+the page's model and ``PageState.load`` seeds each widget from it (see ui/state.py
+for the state rules). A widget drawn with ``key=ps.key(name)`` outside these helpers
+is bound the same way.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def choice(
     if style == "radio":
         return where.radio(label, options, format_func=fmt, key=ps.key(name), horizontal=True, **kw)
     if style == "segmented":
-        return where.segmented_control(label, options, format_func=fmt, key=ps.key(name), **kw)
+        return where.segmented_control(label, options, format_func=fmt, key=ps.key(name), required=True, **kw)
     return where.selectbox(label, options, format_func=fmt, key=ps.key(name), **kw)
 
 
