@@ -24,7 +24,6 @@ from bn_core.train import (
     make_optimizer,
     run_schedule,
     train,
-    train_many,
     warm_up,
 )
 
@@ -208,17 +207,6 @@ def test_cnn_trains_on_digits() -> None:
 def test_invalid_configs_raise_value_error(cfg: TrainConfig) -> None:
     with pytest.raises(ValueError):
         train(cfg)
-
-
-def test_train_many_reports_overall_progress() -> None:
-    fractions: list[float] = []
-    results = train_many(
-        [replace(SMALL, steps=10), replace(SMALL, steps=10, model=replace(SMALL.model, norm="none"))],
-        data=DIGITS,
-        progress=lambda f, m: fractions.append(f),
-    )
-    assert [r.variant for r in results] == ["BN", "no BN"]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
 @pytest.mark.slow
