@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import APP
+from ui.state import PageState
 
 
 def open_page(page: str | None = None, query: Mapping[str, str] | None = None, timeout: float = 120) -> AppTest:
@@ -40,3 +43,18 @@ def chart_tables(chart) -> list[pa.Table]:
     """The data a chart element carries: its named datasets and inline data, decoded from Arrow."""
     blobs = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
     return [pa.ipc.open_stream(blob).read_all() for blob in blobs if blob]
+
+
+def page_states() -> list[tuple[str, PageState]]:
+    """``(page path, its ui STATE table)`` for every page that has controls."""
+    from ui.nav import PAGES
+
+    found = []
+    for info in PAGES:
+        module = f"ui.{Path(info.path).stem}"
+        try:
+            state = importlib.import_module(module).STATE
+        except (ModuleNotFoundError, AttributeError):
+            continue  # a page without controls (the welcome page)
+        found.append((info.path, state))
+    return found

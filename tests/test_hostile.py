@@ -9,32 +9,18 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import alerts, assert_clean, open_page
-from ui.nav import PAGES
+from tests.helpers import alerts, assert_clean, open_page, page_states
 from ui.state import Field, PageState
 
 WIDGET_KINDS = ("slider", "select_slider", "number_input", "selectbox", "radio", "toggle", "checkbox", "button_group")
 
 
-def _page_states() -> list[tuple[str, PageState]]:
-    found = []
-    for info in PAGES:
-        module = f"ui.{Path(info.path).stem}"
-        try:
-            state = importlib.import_module(module).STATE
-        except (ModuleNotFoundError, AttributeError):
-            continue  # a page without controls (the welcome page)
-        found.append((info.path, state))
-    return found
-
-
-STATES = _page_states()
+STATES = page_states()
 IDS = [Path(path).stem for path, _ in STATES]
 
 

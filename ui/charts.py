@@ -120,3 +120,20 @@ def heatmap(
         )
         .properties(width=150, height=110)
     )
+
+
+def answer_bars(df: pd.DataFrame, *, height: int = 160) -> alt.Chart:
+    """Live class answers: one bar per answer given (``answer, count, correct``), the right one in green."""
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("count:Q", title="students", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("answer:N", title=None, sort=None),
+            color=alt.Color(
+                "correct:N", scale=alt.Scale(domain=["right", "wrong"], range=["#2B8A3E", "#ADB5BD"]), legend=None
+            ),
+            tooltip=[alt.Tooltip("answer:N"), alt.Tooltip("count:Q"), alt.Tooltip("correct:N")],
+        )
+        .properties(height=height)
+    )

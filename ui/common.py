@@ -93,6 +93,14 @@ def section(title: str | None = None) -> Iterator[None]:
         )
 
 
+def need(result: object) -> None:
+    """In a section that shows a result: end the section quietly when the result is missing
+    (its computation already said why, where it ran)."""
+    if result is None:
+        st.caption("This section needs the result above; change the control that the message names.")
+        halt()
+
+
 def _progress_callback(bar: Any, label: str) -> Progress:
     def update(fraction: float, message: str = "") -> None:
         # Called from inside st.cache_data functions: the bar lives outside the cached
@@ -144,6 +152,20 @@ def download_csv(data: pd.DataFrame | bytes, filename: str, label: str = "Downlo
         return data if isinstance(data, bytes) else data.to_csv(index=False).encode()
 
     st.download_button(label, make_file, file_name=filename, mime="text/csv", **kw)
+
+
+def number_config(df: pd.DataFrame, decimals: int = 4) -> dict:
+    """Column formats for ``st.dataframe``: fixed decimals where the numbers read well that way,
+    scientific notation in a column holding tiny (< 1e-3) or huge (≥ 1e5) nonzero values."""
+    config = {}
+    for name in df.select_dtypes("number").columns:
+        values = df[name].abs()
+        nonzero = values[(values > 0) & values.notna()]
+        odd = bool(len(nonzero)) and (nonzero.min() < 1e-3 or nonzero.max() >= 1e5)
+        if pd.api.types.is_integer_dtype(df[name]) and not odd:
+            continue
+        config[name] = st.column_config.NumberColumn(format="%.3e" if odd else f"%.{decimals}f")
+    return config
 
 
 def try_this(*prompts: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import widgets
+from ui import classroom, widgets
 from ui.state import Field, PageState
 
 GLOBAL = PageState("global", [Field("seed", 0, "int", 0, 2**31 - 1, label="global seed")])
@@ -28,6 +28,7 @@ def render() -> list[str]:
             help="Every random draw on every page comes from this seed: same seed, same numbers.",
         )
         st.caption("Same seed + same controls = the same numbers, bitwise on the CPU.")
+        classroom.render_panel()
         st.divider()
         st.caption(
             "Sources: [Ioffe & Szegedy 2015](https://arxiv.org/abs/1502.03167) · "

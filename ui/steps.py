@@ -8,8 +8,16 @@ import pandas as pd
 import streamlit as st
 
 from bn_core.data import DISTRIBUTIONS, MAX_COLS, MAX_ROWS, ParsedCSV, parse_csv
-from bn_core.experiments.steps import NORM_SHAPE, StepsConfig, StepsResult, norm_comparison, run_steps
-from ui import charts, widgets
+from bn_core.experiments.steps import (
+    NORM_SHAPE,
+    StepsConfig,
+    StepsResult,
+    norm_comparison,
+    run_steps,
+)
+from bn_core.experiments.steps import normalized_verdict as normalized_verdict  # re-exported for the page
+from bn_core.experiments.steps_quiz import questions as questions  # re-exported for the page
+from ui import charts, common, widgets
 from ui.sidebar import bump_seed, seed
 from ui.state import Field, PageState
 
@@ -44,6 +52,19 @@ STATE = PageState(
     ],
 )
 
+
+BACKWARD_TEX = (
+    r"\frac{\partial L}{\partial x_i} = \frac{\gamma}{m\sqrt{\sigma^2_\mathcal{B}+\epsilon}}"
+    r"\left(m\,\frac{\partial L}{\partial y_i} - \sum_k \frac{\partial L}{\partial y_k}"
+    r" - \hat{x}_i \sum_k \frac{\partial L}{\partial y_k}\hat{x}_k\right)"
+)
+TRY_THIS = (
+    "Set the feature's scale to 0.001 and ε to 1e-5: the variance is now smaller than ε, so x̂ no longer has "
+    "variance 1. Slide ε down and watch it recover.",
+    "Press **γ ← σ_B, β ← μ_B** below: the output y equals the input x again. BN can undo itself.",
+    "Switch the distribution to *heavy outliers*: one extreme value drags μ_B and inflates σ²_B for everyone.",
+    "Set the batch size N to 1: train-mode BN refuses it, and the page says why.",
+)
 
 # -- cached computation -------------------------------------------------------------
 
@@ -91,7 +112,12 @@ def data_source() -> tuple[bytes | None, ParsedCSV | None]:
         widgets.choice(STATE, "dist", "Distribution", where=a)
         widgets.slider(STATE, "N", "Batch size N", where=b)
         widgets.slider(STATE, "C", "Features C", where=c)
-        d.button("🎲 New batch", on_click=bump_seed, help="Next global seed: a fresh draw from the same distribution")
+        d.button(
+            "New batch",
+            icon=":material/casino:",
+            on_click=bump_seed,
+            help="Next global seed: a fresh draw from the same distribution",
+        )
         return None, None
     if STATE["source"] == "upload":
         upload = st.file_uploader("CSV file: rows are examples, columns are numeric features", type=["csv", "txt"])
@@ -108,10 +134,6 @@ def data_source() -> tuple[bytes | None, ParsedCSV | None]:
         st.info("Waiting for data. Rows are examples, columns are numeric features; the first row may be a header.")
         return None, None
     return raw, parsed_csv(raw)
-
-
-def feature_count(parsed: ParsedCSV | None) -> int:
-    return len(parsed.columns) if parsed is not None and parsed.ok else int(STATE["C"])
 
 
 def fit_lists(c: int, n: int) -> None:
@@ -142,6 +164,16 @@ def set_feature_values(updates: dict[str, float]) -> None:
         values = list(STATE[name])
         values[int(STATE["j"])] = min(max(float(value), lo), hi)
         STATE[name] = tuple(values)
+
+
+def undo_button(r: StepsResult, j: int) -> None:
+    """The "BN can undo itself" button: γ ← σ_B, β ← μ_B for feature j."""
+    stats = r.stats.iloc[j]
+    st.button(
+        "γ ← σ_B, β ← μ_B (for this feature)",
+        on_click=set_feature_values,
+        args=({"gamma": float(stats.sigma_B), "beta": float(stats.mu_B)},),
+    )
 
 
 # -- controls -----------------------------------------------------------------------
@@ -211,29 +243,45 @@ def config(csv: bytes | None, c: int) -> StepsConfig:
 # -- presentation -------------------------------------------------------------------
 
 
-def _num(v: float) -> str:
-    """A number for LaTeX: 4 significant digits, powers of ten spelled out, negatives in parentheses."""
-    mantissa, _, exponent = f"{v:.4g}".partition("e")
+def _num(v: float, sig: int = 4) -> str:
+    """A number for LaTeX with ``sig`` significant digits, powers of ten spelled out, negatives in parentheses."""
+    mantissa, _, exponent = f"{v:.{sig}g}".partition("e")
     if exponent:
         power = f"10^{{{int(exponent)}}}"
         mantissa = power if mantissa in ("1", "-1") else rf"{mantissa} \times {power}"
-        mantissa = f"-{power}" if f"{v:.4g}".startswith("-1e") else mantissa
+        mantissa = f"-{power}" if f"{v:.{sig}g}".startswith("-1e") else mantissa
     return f"({mantissa})" if v < 0 else mantissa
 
 
-def step_equations(r: StepsResult, j: int, i: int, eps: float) -> list[str]:
-    """The four steps of Algorithm 1 with this batch's numbers for feature j, example i."""
+def digits_to_show(values: np.ndarray, mu: float, sig: int = 4) -> int:
+    """Significant digits that keep every printed x − μ_B honest: ``sig`` digits of the smallest
+    nonzero difference survive the rounding of x and μ_B (at most 15, float64's limit)."""
+    diffs = np.abs(values - mu)
+    scale = max(float(np.max(np.abs(values))), abs(mu))
+    nonzero = diffs[diffs > 0]
+    if not nonzero.size or scale == 0:
+        return sig
+    return int(min(15, sig + max(0, np.ceil(np.log10(scale / nonzero.min())))))
+
+
+def step_equations(r: StepsResult, j: int, i: int) -> list[str]:
+    """The four steps of Algorithm 1 with this batch's numbers for feature j, example i.
+
+    x and μ_B are printed with as many digits as it takes for every shown x − μ_B to be
+    right as printed (a tiny-scale feature would otherwise show "(2 − 2)").
+    """
     x, s = r.x[:, j], r.stats.iloc[j]
-    m = len(x)
-    head = " + ".join(_num(v) for v in x[:3]) + (r" + \dots" if m > 3 else "")
-    sq = " + ".join(f"({_num(v)} - {_num(s.mu_B)})^2" for v in x[:2]) + (r" + \dots" if m > 2 else "")
+    m, d = len(x), digits_to_show(r.x[: max(3, i + 1), j], float(s.mu_B))
+    head = " + ".join(_num(v, d) for v in x[:3]) + (r" + \dots" if m > 3 else "")
+    sq = " + ".join(f"({_num(v, d)} - {_num(s.mu_B, d)})^2" for v in x[:2]) + (r" + \dots" if m > 2 else "")
     return [
         rf"\mu_\mathcal{{B}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} x_i = \frac{{1}}{{{m}}}\left({head}\right)"
-        rf" = {_num(s.mu_B)}",
+        rf" = {_num(s.mu_B, d)}",
         rf"\sigma^2_\mathcal{{B}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}}(x_i-\mu_\mathcal{{B}})^2 = \frac{{1}}{{{m}}}"
         rf"\left({sq}\right) = {_num(s.var_B)}",
         rf"\hat{{x}}_{{{i}}} = \frac{{x_{{{i}}} - \mu_\mathcal{{B}}}}{{\sqrt{{\sigma^2_\mathcal{{B}} + \epsilon}}}}"
-        rf" = \frac{{{_num(x[i])} - {_num(s.mu_B)}}}{{\sqrt{{{_num(s.var_B)} + {_num(eps)}}}}} = {_num(r.x_hat[i, j])}",
+        rf" = \frac{{{_num(x[i], d)} - {_num(s.mu_B, d)}}}{{\sqrt{{{_num(s.var_B)} + {_num(r.eps)}}}}}"
+        rf" = {_num(r.x_hat[i, j])}",
         rf"y_{{{i}}} = \gamma\,\hat{{x}}_{{{i}}} + \beta = {_num(s.gamma)} \cdot {_num(r.x_hat[i, j])} + {_num(s.beta)}"
         rf" = {_num(r.y[i, j])}",
     ]
@@ -278,9 +326,8 @@ def norms_panel() -> tuple[dict, pd.DataFrame]:
 
 
 def table_config(r: StepsResult) -> dict:
-    """Four decimals for every number column of the batch table."""
-    numbers = {c: st.column_config.NumberColumn(format="%.4f") for c in r.table.columns if c != "example"}
-    return {"tracked": st.column_config.TextColumn("", width="small"), **numbers}
+    """Readable numbers in every column of the batch table (scientific where they are tiny or huge)."""
+    return {"tracked": st.column_config.TextColumn("", width="small"), **common.number_config(r.table)}
 
 
 def group_summary(frame: pd.DataFrame) -> pd.DataFrame:

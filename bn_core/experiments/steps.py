@@ -26,10 +26,23 @@ from bn_core.functional import (
     batch_norm_forward,
     values_per_channel,
 )
+from bn_core.verdict import Verdict, num
 
-__all__ = ["StepsConfig", "StepsResult", "run_steps", "load_batch", "norm_groups", "norm_comparison", "NORM_SHAPE"]
+__all__ = [
+    "StepsConfig",
+    "StepsResult",
+    "run_steps",
+    "load_batch",
+    "norm_groups",
+    "norm_comparison",
+    "normalized_verdict",
+    "NORM_SHAPE",
+]
 
 NORM_SHAPE = (4, 6, 3, 3)  # (N, C, H, W) of the norm-comparison tensor
+# x̂'s biased variance is σ²_B/(σ²_B + ε). Within 1 % of 1 the page may say "variance ≈ 1"; below
+# that ε is no longer negligible next to σ²_B and the page says so instead.
+UNIT_VAR_TOL = 0.01
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class StepsResult:
     grads: pd.DataFrame  # per feature: dgamma, dbeta (hand-written)
     device: str
     dtype: str
+    eps: float  # the ε the batch was normalized with
 
 
 def load_batch(cfg: StepsConfig) -> tuple[np.ndarray | None, tuple[str, ...], ParsedCSV | None]:
@@ -85,7 +99,7 @@ def _forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: floa
     """mu_B, var_B, x_hat, y through one backend (torch's numbers come from torch itself)."""
     if backend == "manual":
         y, cache = batch_norm_forward(x, gamma, beta, eps)
-        return {"mu_B": cache.mu, "var_B": cache.var, "x_hat": cache.x_hat, "y": y}
+        return {"mu_B": cache.mu_B, "var_B": cache.var_B, "x_hat": cache.x_hat, "y": y}
     m = values_per_channel(x)
     running_mean, running_var = torch.zeros_like(gamma), torch.ones_like(gamma)
     # momentum=1 makes torch copy the batch statistics into the buffers (var unbiased).
@@ -229,4 +243,24 @@ def run_steps(cfg: StepsConfig, _progress=None) -> StepsResult:
         grads=grads,
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),
+        eps=cfg.eps,
+    )
+
+
+def normalized_verdict(r: StepsResult, j: int) -> Verdict:
+    """Whether x̂ of feature j really has mean 0 and variance ≈ 1, from the batch's own numbers."""
+    x_hat = r.x_hat[:, j]
+    mean, var = float(x_hat.mean()), float(x_hat.var())
+    var_B, s = float(r.stats.var_B.iloc[j]), r.stats.iloc[j]
+    y_part = f"y then has mean β = {num(s.gamma * mean + s.beta)} and std |γ|·{num(var**0.5)} = {num(float(s.y_std))}."
+    if abs(var - 1.0) <= UNIT_VAR_TOL:
+        return Verdict(
+            True,
+            f"x̂ has mean {num(mean)} ≈ 0 and variance {num(var)} ≈ 1 here, whatever the input's "
+            f"location and spread; {y_part}",
+        )
+    return Verdict(
+        False,
+        f"Here σ²_B = {num(var_B)} is not large next to ε = {num(r.eps)}, so x̂ has variance "
+        f"σ²_B/(σ²_B + ε) = {num(var)}, not 1: ε dominates. Lower ε (or scale the feature up) to recover it; " + y_part,
     )
