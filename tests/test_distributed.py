@@ -31,7 +31,7 @@ from bn_core.distributed import (
     sgd_momentum_step,
 )
 from bn_core.distributed import launcher as launcher_mod
-from bn_core.experiments.multi_device import SweepConfig, bn_allreduce_bytes, run_sweep
+from bn_core.experiments.multi_device import ReplicaSweepConfig, bn_allreduce_bytes, run_replica_sweep
 from bn_core.layers import ManualBatchNorm
 from bn_core.models import build_model
 from bn_core.sync_bn import SyncManualBatchNorm, sync_batch_norm_backward, sync_batch_norm_forward
@@ -335,7 +335,7 @@ def test_hand_written_sync_bn_matches_nn_sync_batch_norm_on_cuda():
 
 @pytest.mark.slow
 def test_per_replica_bn_degrades_at_2_images_per_replica_sync_bn_and_group_norm_do_not():
-    r = run_sweep(SweepConfig(world_size=2, sizes=(2, 16), n_seeds=3, epochs=1.0))
+    r = run_replica_sweep(ReplicaSweepConfig(world_size=2, sizes=(2, 16), n_seeds=3, epochs=1.0))
     acc = r.accuracy.groupby(["images_per_replica", "variant"])["value"].mean()
     assert isinstance(acc, pd.Series)
     assert acc[(2, "per_replica")] < acc[(2, "sync")] - 0.15
