@@ -1,0 +1,186 @@
+"""Sections 1–4 of Training Comparison: the same network trained with and without BN, every record kept.
+
+Both runs are :func:`bn_core.train.train`. The BN and no-norm nets start from **identical
+weights** (same seed, same layer sizes, see :mod:`bn_core.models`) and see the same batches,
+so the only difference between them is the normalization. A side that cannot train is
+*skipped* with its lesson (BN on batches of one example), and the other side still runs,
+so a batch of 1 shows the net without normalization and says why BN is missing.
+
+Source: Ioffe & Szegedy 2015, arXiv:1502.03167 (Fig. 1; §3.1 saturation; §4.2.1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from bn_core.data import DataSplit, load_dataset
+from bn_core.device import pick_device
+from bn_core.experiments.training.config import (
+    MAX_RUN_S,
+    NORMS,
+    VARIANTS,
+    ComparisonConfig,
+    check_cost,
+    estimated_seconds,
+    n_layers,
+    snapshot_steps,
+    train_config,
+)
+from bn_core.experiments.training.histograms import Snapshots, hist_frame
+from bn_core.models import MLPConfig, build_model
+from bn_core.progress import Progress
+from bn_core.train import (
+    BATCH_OF_ONE,
+    StepContext,
+    TrainConfig,
+    TrainResult,
+    collect_taps,
+    concat_results,
+    fit_model,
+    fixed_rows,
+    needs_bigger_batch,
+    train,
+)
+
+__all__ = ["Skipped", "ComparisonResult", "run_comparison", "sub_progress", "final_accuracy", "diverged_at"]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A side of the comparison that was not trained, and why (the lesson the page shows in its place)."""
+
+    variant: str  # "BN"
+    reason: str  # e.g. bn_core.train.BATCH_OF_ONE
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonResult:
+    """The runs' records, in long format, with ``variant`` ∈ :data:`VARIANTS` (a skipped side has no rows)."""
+
+    config: ComparisonConfig
+    curves: pd.DataFrame  # step, variant, metric, value  (loss every step; train_acc, test_acc, test_loss)
+    layers: pd.DataFrame  # step, variant, layer, metric, value  (percentiles, mean, std, saturation, grad_norm)
+    hist: pd.DataFrame  # step, variant, layer, quantity (pre/act), bin_start, bin_end, count, share
+    summary: pd.DataFrame  # variant, status, diverged_at, steps_run, final_test_acc, final_train_acc, final_loss
+    device: str  # where it ran
+    n_classes: int  # classes of the dataset (chance accuracy is 1 / n_classes)
+    eval_every: int  # steps between evaluations (the resolution of "steps to the target")
+    skipped: tuple[Skipped, ...] = ()  # sides that could not train
+
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The variants that were trained, in :data:`VARIANTS` order."""
+        gone = {s.variant for s in self.skipped}
+        return tuple(v for v in VARIANTS if v not in gone)
+
+
+class _Snapshots:
+    """An ``on_step`` hook: the probe batch's layer inputs and outputs at the snapshot steps."""
+
+    def __init__(self, probe: torch.Tensor, steps: Sequence[int]) -> None:
+        self.probe, self.steps, self.taps = probe, set(steps), {}
+
+    def take(self, step: int, model: torch.nn.Module) -> None:
+        taps = collect_taps(model, self.probe)  # train mode, as training sees it; buffers restored
+        self.taps[step] = {k: (t.pre.float().cpu().numpy(), t.act.float().cpu().numpy()) for k, t in taps.items()}
+
+    def __call__(self, ctx: StepContext) -> None:
+        if ctx.step in self.steps:
+            self.take(ctx.step, ctx.model)
+
+
+def _train_with_snapshots(
+    tcfg: TrainConfig, split: DataSplit, progress: Progress | None, snaps: Sequence[int]
+) -> tuple[TrainResult, Snapshots]:
+    """One engine run plus the histogram snapshots (step 0 from the identically initialized model)."""
+    probe_idx, _ = fixed_rows(tcfg, split)
+    hook = _Snapshots(split.x_train[probe_idx], snaps)
+    if isinstance(tcfg.model, MLPConfig) or split.image_shape is not None:  # else train() explains the CNN needs images
+        model = build_model(fit_model(tcfg.model, split), seed=tcfg.seed)
+        hook.take(0, model.to(getattr(torch, tcfg.dtype)))  # = the engine's init
+    return train(tcfg, data=split, progress=progress, on_step=hook), hook.taps
+
+
+def _summary_row(result: TrainResult) -> dict:
+    final = result.curves.groupby("metric")["value"].last()
+    diverged = result.diverged_at is not None
+    return {
+        "variant": result.variant,
+        "status": result.status,
+        "diverged_at": result.diverged_at,
+        "steps_run": result.steps_run,
+        "final_test_acc": math.nan if diverged else float(final.get("test_acc", math.nan)),
+        "final_train_acc": math.nan if diverged else float(final.get("train_acc", math.nan)),
+        "final_loss": math.nan if diverged or result.steps_run == 0 else float(result.metric("loss").iloc[-1]),
+    }
+
+
+def _skipped_row(skip: Skipped) -> dict:
+    return {
+        "variant": skip.variant,
+        "status": "not trained (batch of 1)",
+        "diverged_at": None,
+        "steps_run": 0,
+        "final_test_acc": math.nan,
+        "final_train_acc": math.nan,
+        "final_loss": math.nan,
+    }
+
+
+def sub_progress(progress: Progress | None, i: int, n: int, label: str) -> Progress | None:
+    """Part ``i`` of ``n`` of a computation, reported as its share of the whole."""
+    if progress is None:
+        return None
+    return lambda f, msg: progress((i + f) / n, f"{label}: {msg}")
+
+
+def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> ComparisonResult:
+    """Train the BN and the no-norm net of ``cfg`` and record everything the page shows.
+
+    BN with a batch of 1 is skipped (:class:`Skipped`), and the net without normalization
+    still trains.
+
+    Raises:
+        ValueError: a setting neither net can train with (a batch larger than the training
+            set, the CNN on a non-image dataset, too costly, …), with a message for the user.
+    """
+    check_cost(estimated_seconds(cfg), MAX_RUN_S, "This comparison")
+    sides = [train_config(cfg, norm) for norm in NORMS]
+    skipped = tuple(Skipped(t.variant, BATCH_OF_ONE) for t in sides if needs_bigger_batch(t))
+    runnable = [t for t in sides if not needs_bigger_batch(t)]
+    split = load_dataset(sides[0].data)
+    snaps_at = snapshot_steps(cfg)
+    results, snaps = [], {}
+    for i, tcfg in enumerate(runnable):
+        part = sub_progress(progress, i, len(runnable), tcfg.variant)
+        result, snaps[tcfg.variant] = _train_with_snapshots(tcfg, split, part, snaps_at)
+        results.append(result)
+    curves, layers = concat_results(results)
+    rows = {r.variant: _summary_row(r) for r in results} | {s.variant: _skipped_row(s) for s in skipped}
+    return ComparisonResult(
+        config=cfg,
+        curves=curves,
+        layers=layers,
+        hist=hist_frame(snaps, range(1, n_layers(cfg) + 1)),
+        summary=pd.DataFrame([rows[v] for v in VARIANTS]),
+        device=str(pick_device()),
+        n_classes=split.n_classes,
+        eval_every=runnable[0].eval_every,
+        skipped=skipped,
+    )
+
+
+def final_accuracy(result: ComparisonResult) -> pd.Series:
+    """Final test accuracy per variant (NaN for a diverged or skipped side)."""
+    return result.summary.set_index("variant")["final_test_acc"].astype(float)
+
+
+def diverged_at(result: ComparisonResult) -> dict[str, int]:
+    """The divergence step of every side that diverged."""
+    rows = result.summary[result.summary["diverged_at"].notna()]
+    return {r.variant: int(r.diverged_at) for r in rows.itertuples()}
