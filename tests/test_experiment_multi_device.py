@@ -171,12 +171,12 @@ def test_sweep_points_add_up_as_printed():
 
 
 def test_takeaway_both_ways():
-    assert verdicts.takeaway(fake()).holds
-    assert not verdicts.takeaway(fake(sync_gap=1e-3)).holds
-    assert "does not show the textbook picture" in verdicts.takeaway(fake(eq_sync=1e-2)).text
-    trains = verdicts.takeaway(fake(b=1, acc=0.8))
+    assert verdicts.conclusion(fake()).holds
+    assert not verdicts.conclusion(fake(sync_gap=1e-3)).holds
+    assert "does not show the textbook picture" in verdicts.conclusion(fake(eq_sync=1e-2)).text
+    trains = verdicts.conclusion(fake(b=1, acc=0.8))
     assert trains.holds and "80.0 %" in trains.text
-    slow = verdicts.takeaway(fake(b=1, acc=0.3))
+    slow = verdicts.conclusion(fake(b=1, acc=0.3))
     assert not slow.holds and "only 30.0 %" in slow.text and "0.00625" in slow.text  # 0.1 × 2 / 32
 
 

@@ -57,9 +57,9 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
         sweep_cfg = ui.sweep_config()
         sweep = common.run(ui.compute_sweep, sweep_cfg, label="Training 4 sizes × 3 methods…")
         common.need(sweep)
-        st.vega_lite_chart(ui.sweep_spec(sweep_cfg), width="stretch")
+        st.vega_lite_chart(ui.replica_sweep_spec(sweep_cfg), width="stretch")
         st.markdown(verdicts.sweep_verdict(sweep).text)
-        st.dataframe(ui.sweep_table(sweep).style.format(precision=3).format("{:.4f}", subset=["lr"]))
+        st.dataframe(ui.replica_sweep_table(sweep).style.format(precision=3).format("{:.4f}", subset=["lr"]))
         st.caption(ui.SWEEP_NOTE)
         common.download_csv(
             sweep.accuracy, "multi_device_sweep.csv", "Download the accuracies (CSV)", icon=":material/download:"
@@ -85,7 +85,7 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
 
     with common.section("5 · What to take away"):
         common.need(result)
-        takeaway = verdicts.takeaway(result)
+        takeaway = verdicts.conclusion(result)
         if takeaway.holds:
             common.takeaway(takeaway.text)
         else:

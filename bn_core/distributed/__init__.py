@@ -30,12 +30,12 @@ from bn_core.distributed.results import DistResult
 from bn_core.distributed.worker import sgd_momentum_step
 
 __all__ = [
-    "DistConfig",
-    "DistResult",
-    "DistributedRunError",
     "LR_REFERENCE_BATCH",
     "MAX_WORLD",
     "VARIANTS",
+    "DistConfig",
+    "DistResult",
+    "DistributedRunError",
     "build_variant_model",
     "free_port",
     "global_batches",

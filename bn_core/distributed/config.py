@@ -133,7 +133,7 @@ def equivalence_inputs(world_size: int, per_rank: int, seed: int) -> dict[str, T
     return {"x": x, "dy": dy, "gamma": gamma, "beta": beta}
 
 
-def validate(cfg: DistConfig, n_train: int) -> None:
+def validate_launch(cfg: DistConfig, n_train: int) -> None:
     problems = []
     if not 2 <= cfg.world_size <= MAX_WORLD:
         problems.append(f"world size must be 2 … {MAX_WORLD} ranks (got {cfg.world_size})")

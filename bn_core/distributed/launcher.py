@@ -25,7 +25,7 @@ from bn_core.distributed.config import (
     build_variant_model,
     model_config,
     pick_backend,
-    validate,
+    validate_launch,
 )
 from bn_core.distributed.results import DistResult, build_result
 from bn_core.distributed.worker import Spec, worker_main
@@ -185,7 +185,7 @@ def launch(cfg: DistConfig, progress: Progress | None = None) -> DistResult:
             worker has been terminated (then killed) and reaped before it propagates.
     """
     data = _load_digits(cfg.data_seed)
-    validate(cfg, len(data["y_train"]))
+    validate_launch(cfg, len(data["y_train"]))
     backend = pick_backend(cfg.backend, cfg.world_size)
     ctx = torch.multiprocessing.get_context("spawn")
     out = ctx.Queue()

@@ -30,9 +30,9 @@ from ui.multi_device.figures import (
     STATS_CAPTION,
     SWEEP_NOTE,
     equivalence_table,
+    replica_sweep_chart,
+    replica_sweep_table,
     stats_charts,
-    sweep_chart,
-    sweep_table,
     time_chart,
     volume_chart,
 )
@@ -50,12 +50,12 @@ __all__ = [
     "layer_control",
     "questions",
     "render_stats_charts",
+    "replica_sweep_spec",
+    "replica_sweep_table",
     "stats_config",
     "stats_specs",
     "sweep_config",
     "sweep_controls",
-    "sweep_spec",
-    "sweep_table",
     "verdicts",
 ]
 
@@ -104,8 +104,8 @@ def cost_specs(cfg: StatsConfig) -> tuple[dict, dict]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def sweep_spec(cfg: ReplicaSweepConfig) -> dict:
-    return sweep_chart(compute_sweep(cfg)).to_dict()
+def replica_sweep_spec(cfg: ReplicaSweepConfig) -> dict:
+    return replica_sweep_chart(compute_sweep(cfg)).to_dict()
 
 
 def render_stats_charts(cfg: StatsConfig, layer: int) -> None:

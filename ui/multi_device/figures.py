@@ -71,7 +71,7 @@ def stats_charts(r: StatsResult, layer: int) -> tuple[tuple[alt.Chart, ...], ...
     return tuple(rows)
 
 
-def sweep_chart(s: ReplicaSweepResult) -> alt.LayerChart:
+def replica_sweep_chart(s: ReplicaSweepResult) -> alt.LayerChart:
     """Mean final test accuracy per size and method, with the lowest–highest bar over seeds and ranks."""
     data = _labels(s.summary)
     sizes = sorted(int(b) for b in data["images_per_replica"].unique())
@@ -130,7 +130,7 @@ def equivalence_table(r: StatsResult) -> pd.DataFrame:
     return table[["y", "dx", "dgamma", "dbeta", "running_mean", "running_var"]]
 
 
-def sweep_table(s: ReplicaSweepResult) -> pd.DataFrame:
+def replica_sweep_table(s: ReplicaSweepResult) -> pd.DataFrame:
     table = s.summary.pivot(index="images_per_replica", columns="variant", values="mean")
     table.columns = [label(c) for c in table.columns]
     return table.join(s.steps.set_index("images_per_replica")[["global_batch", "steps", "lr"]])

@@ -10,14 +10,14 @@ from bn_core.distributed import VARIANTS, DistConfig, model_config
 from bn_core.models import MLPConfig
 
 __all__ = [
-    "VARIANT_LABELS",
-    "SWEEP_SIZES",
-    "MIN_PER_REPLICA_IMAGES",
-    "FORWARD_BYTES",
     "BACKWARD_BYTES",
+    "FORWARD_BYTES",
+    "MIN_PER_REPLICA_IMAGES",
+    "SWEEP_SIZES",
+    "VARIANT_LABELS",
+    "bn_allreduce_bytes",
     "label",
     "launch_timeout",
-    "bn_allreduce_bytes",
 ]
 
 # The app's one name per method (ui.charts.METHOD_COLORS): per-replica statistics are plain

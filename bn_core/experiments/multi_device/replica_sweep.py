@@ -18,7 +18,7 @@ from bn_core.distributed import LR_REFERENCE_BATCH, DistConfig, launch
 from bn_core.experiments.multi_device.base import SWEEP_SIZES, launch_timeout
 from bn_core.progress import Progress
 
-__all__ = ["ReplicaSweepConfig", "ReplicaSweepResult", "run_replica_sweep", "MAX_SWEEP_SEEDS"]
+__all__ = ["MAX_SWEEP_SEEDS", "ReplicaSweepConfig", "ReplicaSweepResult", "run_replica_sweep"]
 
 MAX_SWEEP_SEEDS = 5
 DIGITS_TRAIN = 1347  # digits training split (bn_core.data); only used for the timeout estimate

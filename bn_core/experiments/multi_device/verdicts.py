@@ -16,20 +16,20 @@ from bn_core.experiments.multi_device.stats import StatsResult
 from bn_core.verdict import Verdict, num, pct, ratio
 
 __all__ = [
-    "SAME_STATS_TOL",
-    "SCATTER_MIN",
+    "DEGRADE_GAP",
     "EQUIVALENCE_TOL",
     "OVERHEAD_NOTICEABLE",
-    "DEGRADE_GAP",
+    "SAME_STATS_TOL",
+    "SCATTER_MIN",
     "TRAINED_MIN_ACC",
+    "conclusion",
+    "equivalence_verdict",
     "oversubscribed",
     "shard_lesson",
     "spread_verdict",
-    "equivalence_verdict",
-    "volume_verdict",
-    "time_verdict",
     "sweep_verdict",
-    "takeaway",
+    "time_verdict",
+    "volume_verdict",
 ]
 
 # Synchronized ranks all-reduce the same float64 sums, so their statistics agree bitwise (gap 0);
@@ -198,7 +198,7 @@ def _batch_of_one_takeaway(r: StatsResult) -> Verdict:
     )
 
 
-def takeaway(r: StatsResult) -> Verdict:
+def conclusion(r: StatsResult) -> Verdict:
     """The page's conclusion, from this run: holds when the statistics and the equivalence say so."""
     if not r.per_replica_trained:
         return _batch_of_one_takeaway(r)
