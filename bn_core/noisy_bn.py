@@ -23,6 +23,13 @@ mode the noise is off (like dropout): evaluation measures the learned function.
 ``noise_step``, so when the training engine restores a model's buffers after a probe
 forward pass, the probe leaves the training noise sequence untouched, and the same
 seed gives bitwise-identical runs.
+
+**BN state lives in one place.** A noisy BN *is* a BN layer followed by noise, so it holds the
+BN layer rather than copying its state: with the manual backend that layer is a
+:class:`bn_core.layers.ManualBatchNorm` (on the shared base
+:class:`bn_core.norm_base.ManualNormBase`, with all its checks and the one running-statistics
+step); with the torch backend it is ``nn.BatchNorm*``, for the comparison. The wrapper owns
+only the noise and its step counter.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from bn_core.layers import make_norm
+from bn_core.norm_base import ManualNormBase
 
 __all__ = ["NoisyBatchNorm", "NoisyBNFactory", "noise_seed", "check_noise"]
 
@@ -69,6 +77,8 @@ class NoisyBatchNorm(nn.Module):
     def __init__(self, bn: nn.Module, n_mu: float, n_sigma: float, seed: int = 0, layer: int = 0) -> None:
         super().__init__()
         check_noise(n_mu, n_sigma)
+        if not isinstance(bn, ManualNormBase | nn.modules.batchnorm._BatchNorm):
+            raise TypeError(f"NoisyBatchNorm wraps a batch norm layer (ManualBatchNorm or nn.BatchNorm*), got {bn!r}.")
         self.bn = bn
         self.n_mu, self.n_sigma, self.seed, self.layer = float(n_mu), float(n_sigma), int(seed), int(layer)
         self.register_buffer("noise_step", torch.tensor(0, dtype=torch.long))  # forward passes that drew noise

@@ -18,7 +18,10 @@ and *what is added afterwards* differ.
   pass (stop-gradient). Unclipped, ``x̂ = (x − μ)/σ``: training sees the same
   normalization as inference. With ``r_max = 1, d_max = 0`` it is exactly BN.
 
-Conventions (shared with :class:`bn_core.layers.ManualBatchNorm`): ``var_B`` is biased
+Both derive from :class:`bn_core.layers.ManualBatchNorm`, hence from
+:class:`bn_core.norm_base.ManualNormBase`: parameters, buffers, every check (eps, rank, channel
+count, dtype, empty batches), the eval path and the one EMA step come from there; each class
+writes only its train-mode normalization. Conventions (shared with ``ManualBatchNorm``): ``var_B`` is biased
 (÷m) in the forward pass; ``running_var`` holds the unbiased estimate and is updated as
 ``(1 − momentum)·old + momentum·batch``. Batch Renorm's σ is ``sqrt(running_var + ε)``
 and σ_B is ``sqrt(var_B + ε)``. (The paper keeps a moving average of σ itself; keeping
@@ -29,16 +32,10 @@ into ``nn.BatchNorm*``.)
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from bn_core.functional import (
-    batch_norm_inference,
-    check_train_batch,
-    per_channel,
-    update_running_stats,
-    values_per_channel,
-)
-from bn_core.layers import batch_norm_autograd
+from bn_core.functional import check_train_batch, per_channel, values_per_channel
+from bn_core.layers import ManualBatchNorm, batch_norm_autograd
 
 __all__ = ["GhostBatchNorm", "BatchRenorm", "normalize"]
 
@@ -52,49 +49,20 @@ def normalize(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
     return batch_norm_autograd(x, ones, torch.zeros_like(ones), eps)  # γ = 1, β = 0: y is x̂
 
 
-class _RunningStatsNorm(nn.Module):
-    """What Ghost BN and Batch Renorm share with BN: γ, β, running statistics, the eval path."""
-
-    def __init__(self, num_features: int, eps: float, momentum: float | None) -> None:
-        super().__init__()
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}.")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = nn.Parameter(torch.ones(num_features))  # γ
-        self.bias = nn.Parameter(torch.zeros(num_features))  # β
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-
-    def _check(self, x: Tensor) -> None:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"Expected input (N, {self.num_features}, *spatial), got shape {tuple(x.shape)}.")
-
-    def _affine(self, x_hat: Tensor) -> Tensor:
-        """y = γ·x̂ + β."""
-        return torch.addcmul(per_channel(self.bias, x_hat), per_channel(self.weight, x_hat), x_hat)
-
-    def _inference(self, x: Tensor) -> Tensor:
-        return batch_norm_inference(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
-
-    @torch.no_grad()
-    def _update(self, mu_B: Tensor, var_B: Tensor, n: int) -> None:
-        """One EMA step toward ``mu_B`` and the unbiased ``var_B·n/(n − 1)`` (``var_B`` is biased, over n values)."""
-        self.num_batches_tracked.add_(1)
-        momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        new_mean, new_var = update_running_stats(self.running_mean, self.running_var, mu_B, var_B, n, momentum)
-        self.running_mean.copy_(new_mean)
-        self.running_var.copy_(new_var)
+def _affine(x_hat: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """y = γ·x̂ + β."""
+    return torch.addcmul(per_channel(beta, x_hat), per_channel(gamma, x_hat), x_hat)
 
 
-class GhostBatchNorm(_RunningStatsNorm):
+class GhostBatchNorm(ManualBatchNorm):
     """BN whose statistics come from ghost batches of ``ghost_batch_size`` examples (arXiv:1705.08741).
 
     Args:
         num_features: C.
         ghost_batch_size: g, examples per normalization batch; must divide the batch N
             in train mode. g = N is plain BN.
-        eps, momentum: as :class:`bn_core.layers.ManualBatchNorm`.
+        eps, momentum, affine, track_running_stats, device, dtype, bias: as
+            :class:`bn_core.layers.ManualBatchNorm`.
 
     Train mode: the N examples are split, in order, into N/g ghost batches; each is
     normalized with its own μ_B, σ²_B (over its g examples and all spatial positions).
@@ -104,11 +72,21 @@ class GhostBatchNorm(_RunningStatsNorm):
     """
 
     def __init__(
-        self, num_features: int, ghost_batch_size: int, eps: float = 1e-5, momentum: float | None = 0.1
+        self,
+        num_features: int,
+        ghost_batch_size: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, eps, momentum)
         if ghost_batch_size < 1:
             raise ValueError(f"The ghost batch size must be at least 1, got {ghost_batch_size}.")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
         self.ghost_batch_size = ghost_batch_size
 
     def _ghost_layout(self, x: Tensor) -> Tensor:
@@ -121,10 +99,7 @@ class GhostBatchNorm(_RunningStatsNorm):
             )
         return x.reshape(N // g, g, C, *x.shape[2:]).transpose(0, 1).reshape(g, (N // g) * C, *x.shape[2:])
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check(x)
-        if not self.training:
-            return self._inference(x)
+    def _batch_forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         N, C, g = x.shape[0], x.shape[1], self.ghost_batch_size
         ghosts = self._ghost_layout(x)  # (g, (N/g)·C, *S)
         check_train_batch(ghosts)
@@ -132,22 +107,23 @@ class GhostBatchNorm(_RunningStatsNorm):
         rest = x.shape[2:]
         x_hat = x_hat_g.reshape(g, N // g, C, *rest).transpose(0, 1).reshape(x.shape)  # (N, C, *S)
         m = values_per_channel(ghosts)  # g·H·W values per ghost statistic
-        self._update(mu_B.view(N // g, C).mean(0), var_B.view(N // g, C).mean(0), m)
-        return self._affine(x_hat)
+        self._track(mu_B.view(N // g, C).mean(0), var_B.view(N // g, C).mean(0), m)
+        return _affine(x_hat, gamma, beta)
 
     def extra_repr(self) -> str:
-        g = self.ghost_batch_size
-        return f"{self.num_features}, ghost_batch_size={g}, eps={self.eps}, momentum={self.momentum}"
+        return f"{super().extra_repr()}, ghost_batch_size={self.ghost_batch_size}"
 
 
-class BatchRenorm(_RunningStatsNorm):
+class BatchRenorm(ManualBatchNorm):
     """Batch Renormalization (Ioffe 2017, arXiv:1702.03275), with the hand-written BN gradient.
 
     Args:
         num_features: C.
         r_max: ≥ 1; r is clipped to [1/r_max, r_max]. 1 keeps r = 1.
         d_max: ≥ 0; d is clipped to [−d_max, d_max]. 0 keeps d = 0.
-        eps, momentum: as :class:`bn_core.layers.ManualBatchNorm`.
+        eps, momentum, affine, device, dtype, bias: as :class:`bn_core.layers.ManualBatchNorm`.
+            There is no ``track_running_stats=False``: r and d correct toward the running
+            statistics, so the layer needs them.
 
     Train mode, per channel (σ = sqrt(running_var + ε), σ_B = sqrt(σ²_B + ε))::
 
@@ -161,31 +137,37 @@ class BatchRenorm(_RunningStatsNorm):
     """
 
     def __init__(
-        self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, eps: float = 1e-5, momentum: float | None = 0.1
+        self,
+        num_features: int,
+        r_max: float = 3.0,
+        d_max: float = 5.0,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, eps, momentum)
         if not r_max >= 1.0 or not d_max >= 0.0:
             raise ValueError(f"Batch Renorm needs r_max ≥ 1 and d_max ≥ 0, got r_max={r_max}, d_max={d_max}.")
+        super().__init__(num_features, eps, momentum, affine, True, device, dtype, bias=bias)
         self.r_max, self.d_max = float(r_max), float(d_max)
 
     def correction(self, mu_B: Tensor, var_B: Tensor) -> tuple[Tensor, Tensor]:
         """``(r, d)``, each ``(C,)``, for this batch's μ_B and biased σ²_B against the running statistics."""
         sigma_B = torch.sqrt(var_B + self.eps)  # (C,)
-        sigma = torch.sqrt(self.running_var + self.eps)  # (C,)
+        sigma = torch.sqrt(self.running_var.to(var_B.dtype) + self.eps)  # (C,)
         r = torch.clamp(sigma_B / sigma, 1.0 / self.r_max, self.r_max)  # (C,)
-        d = torch.clamp((mu_B - self.running_mean) / sigma, -self.d_max, self.d_max)  # (C,)
+        d = torch.clamp((mu_B - self.running_mean.to(mu_B.dtype)) / sigma, -self.d_max, self.d_max)  # (C,)
         return r.detach(), d.detach()  # stop-gradient: constants for the backward pass
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check(x)
-        if not self.training:
-            return self._inference(x)
-        check_train_batch(x)
+    def _batch_forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         u, mu_B, var_B = normalize(x, self.eps)  # (x − μ_B)/σ_B
         r, d = self.correction(mu_B, var_B)
         x_hat = torch.addcmul(per_channel(d, u), u, per_channel(r, u))  # u·r + d
-        self._update(mu_B, var_B, values_per_channel(x))
-        return self._affine(x_hat)
+        self._track(mu_B, var_B, values_per_channel(x))
+        return _affine(x_hat, gamma, beta)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, r_max={self.r_max}, d_max={self.d_max}, eps={self.eps}, momentum={self.momentum}"
+        return f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}"

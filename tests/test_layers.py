@@ -1,4 +1,8 @@
-"""ManualBatchNorm and make_norm against torch.nn, in float64."""
+"""ManualBatchNorm and make_norm against torch.nn, in float64; the hand-written backward, once and twice.
+
+PyTorch's own module samples run in tests/test_module_db.py; the behaviour table (checks,
+dtypes, toggles) in tests/test_norm_base.py.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,18 @@ import pytest
 import torch
 from torch import nn
 
-import bn_core.layers as layers
+import bn_core.device as device_module
+import bn_core.layers.batch_norm as batch_norm_module
 from bn_core.device import pick_device
-from bn_core.layers import ManualBatchNorm, ManualGroupNorm, default_groups, make_norm
+from bn_core.layers import (
+    ManualBatchNorm,
+    ManualBatchNorm1d,
+    ManualBatchNorm2d,
+    ManualGroupNorm,
+    batch_norm_autograd,
+    default_groups,
+    make_norm,
+)
 
 TOL = 1e-10
 
@@ -25,34 +38,80 @@ def _batch(shape, gen, shift=0.0):
     return torch.randn(shape, generator=gen, dtype=torch.float64) * 2.0 + shift
 
 
+def _random_layer(C, gen, **kw):
+    layer = ManualBatchNorm(C, **kw).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(C, generator=gen, dtype=torch.float64))
+        layer.bias.copy_(torch.randn(C, generator=gen, dtype=torch.float64))
+    return layer
+
+
 @pytest.mark.parametrize("shape", [(6, 4), (3, 2, 3, 3)])
 def test_gradcheck_through_the_hand_written_backward(shape, gen):
-    layer = ManualBatchNorm(shape[1]).double()
-    with torch.no_grad():
-        layer.weight.copy_(torch.randn(shape[1], generator=gen, dtype=torch.float64))
-        layer.bias.copy_(torch.randn(shape[1], generator=gen, dtype=torch.float64))
+    layer = _random_layer(shape[1], gen)
     x = _batch(shape, gen).requires_grad_()
     assert torch.autograd.gradcheck(lambda x: layer(x), (x,))
-    fn = layers._BatchNormFunction.apply
-    assert torch.autograd.gradcheck(
-        lambda x, g, b: fn(x, g, b, 1e-5)[0], (x, layer.weight.detach().clone().requires_grad_(),
-                                            layer.bias.detach().clone().requires_grad_())
+    gamma = layer.weight.detach().clone().requires_grad_()
+    beta = layer.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, g, b: batch_norm_autograd(x, g, b, 1e-5)[0], (x, gamma, beta))
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 4), (2, 3, 2, 2)])  # the shapes where issue 14 found it wrong
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_second_derivatives_are_exact(shape, training, gen):
+    layer = _random_layer(shape[1], gen).train(training)
+    if not training:
+        layer.running_mean.copy_(torch.randn(shape[1], generator=gen, dtype=torch.float64))
+    x = _batch(shape, gen).requires_grad_()
+    gamma, beta = layer.weight, layer.bias
+    assert torch.autograd.gradgradcheck(
+        lambda x, g, b: torch.func.functional_call(layer, {"weight": g, "bias": b}, (x,)), (x, gamma, beta)
     )
+
+
+def test_a_gradient_penalty_matches_torch(gen):
+    """∂/∂x of ‖∂ℓ/∂x‖²: the second derivative a WGAN-GP or double-backprop regularizer trains with."""
+    ours, ref = _random_layer(3, gen), nn.BatchNorm1d(3).double()
+    ref.load_state_dict(ours.state_dict())
+    x0, target = _batch((5, 3), gen), _batch((5, 3), gen)
+    penalties = []
+    for layer in (ours, ref):
+        x = x0.clone().requires_grad_()
+        (dx,) = torch.autograd.grad(((layer(x) - target) ** 3).sum(), x, create_graph=True)
+        penalties.append(torch.autograd.grad(dx.pow(2).sum(), [x, layer.weight]))
+    for mine, theirs in zip(*penalties, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-9, rtol=1e-9)
+
+
+def test_the_graph_building_backward_gives_the_same_first_derivative(gen):
+    layer = _random_layer(4, gen)
+    x = _batch((6, 4), gen).requires_grad_()
+    dy = _batch((6, 4), gen)
+    plain = torch.autograd.grad(layer(x), [x, layer.weight, layer.bias], dy)
+    graph = torch.autograd.grad(layer(x), [x, layer.weight, layer.bias], dy, create_graph=True)
+    assert graph[0].requires_grad and graph[1].requires_grad  # dβ = Σ dy is constant here: nothing to track
+    for p, g in zip(plain, graph, strict=True):
+        torch.testing.assert_close(p, g, atol=1e-13, rtol=1e-13)
 
 
 def test_the_hand_written_backward_is_what_trains(monkeypatch, gen):
     calls = []
-    real = layers.batch_norm_backward
+    real = batch_norm_module.batch_norm_backward
 
     def spy(dy, cache):
         calls.append(dy.shape)
         return real(dy, cache)
 
-    monkeypatch.setattr(layers, "batch_norm_backward", spy)
+    monkeypatch.setattr(batch_norm_module, "batch_norm_backward", spy)
     layer = ManualBatchNorm(3).double()
     layer(_batch((5, 3), gen)).sum().backward()
     assert calls == [torch.Size([5, 3])]
     assert layer.weight.grad is not None
+    x = _batch((5, 3), gen).requires_grad_()
+    (dx,) = torch.autograd.grad(layer(x).pow(3).sum(), x, create_graph=True)
+    assert len(calls) == 2, "with create_graph the staged backward runs too"
+    dx.sum().backward()  # through the staged backward's own graph, and through y = BN(x) once more
+    assert len(calls) == 3
 
 
 @pytest.mark.parametrize("momentum", [0.01, 0.1, 0.5, 0.9, None])
@@ -143,6 +202,8 @@ def test_batch_of_one_in_train_mode_raises_like_torch(gen):
 def test_wrong_channel_count_is_a_clear_error():
     with pytest.raises(ValueError, match=r"Expected input \(N, 3"):
         ManualBatchNorm(3)(torch.zeros(4, 5))
+    with pytest.raises(RuntimeError, match="running_mean should contain 5 elements not 3"):  # what torch says
+        ManualBatchNorm(3)(torch.zeros(4, 5))
 
 
 KIND_SPATIAL = [(k, s) for k in ("batch", "layer", "group", "instance", "none") for s in (False, True)]
@@ -166,6 +227,8 @@ def test_make_norm_manual_matches_torch_backend(kind, spatial, gen):
 
 
 def test_make_norm_types_and_errors():
+    assert type(make_norm("batch", 4, "manual")) is ManualBatchNorm1d
+    assert type(make_norm("batch", 4, "manual", spatial=True)) is ManualBatchNorm2d
     assert isinstance(make_norm("batch", 4, "manual"), ManualBatchNorm)
     assert isinstance(make_norm("batch", 4, "torch", spatial=True), nn.BatchNorm2d)
     assert isinstance(make_norm("layer", 4, "manual"), ManualGroupNorm)
@@ -200,7 +263,10 @@ def test_pick_device_honours_env_and_falls_back(monkeypatch):
         assert any("not available" in str(w.message) for w in caught)
 
 
-def test_pick_device_order_without_env(monkeypatch):
+@pytest.mark.parametrize(
+    ("available", "expected"), [({"cuda", "mps"}, "cuda"), ({"mps"}, "mps"), (set(), "cpu"), ({"cuda"}, "cuda")]
+)
+def test_pick_device_order_without_env(monkeypatch, available, expected):
     monkeypatch.delenv("BN_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    monkeypatch.setattr(device_module, "_available", lambda d: d.type == "cpu" or d.type in available)
     assert pick_device().type == expected
