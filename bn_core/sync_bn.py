@@ -39,15 +39,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from bn_core.functional import (
-    BNCache,
-    batch_norm_inference,
-    check_train_batch,
-    per_channel,
-    reduce_dims,
-    values_per_channel,
-)
+from bn_core.functional import BNCache, per_channel, reduce_dims, values_per_channel
 from bn_core.layers import ManualBatchNorm
 
 __all__ = [
@@ -151,7 +145,13 @@ def sync_batch_norm_backward(
 
 
 class _SyncBatchNormFunction(torch.autograd.Function):
-    """Autograd glue: forward and backward each all-reduce once."""
+    """Autograd glue: forward and backward each all-reduce once.
+
+    Once differentiable: the backward's global sums go through an all-reduce that autograd
+    cannot differentiate, so a second derivative raises torch's clear error ("trying to
+    differentiate twice a function that was marked with @once_differentiable") instead of
+    being silently wrong. ``ManualBatchNorm`` itself is differentiable twice.
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, eps: float, group: Any, meter: CommMeter):
@@ -164,6 +164,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         return y, mu_B, var_B, count
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy: Tensor, _dmu: Tensor, _dvar: Tensor, _dM: Tensor):
         x_mu, x_hat, mu_B, var_B, inv_std, gamma = ctx.saved_tensors
         cache = BNCache(x_mu=x_mu, x_hat=x_hat, mu_B=mu_B, var_B=var_B, inv_std=inv_std, gamma=gamma, eps=ctx.eps)
@@ -175,9 +176,11 @@ class SyncManualBatchNorm(ManualBatchNorm):
     """:class:`ManualBatchNorm` whose train-mode statistics come from every rank of a process group.
 
     Args:
-        num_features, eps, momentum, affine, track_running_stats: as ``ManualBatchNorm``.
+        num_features, eps, momentum, affine, track_running_stats, device, dtype, bias: as
+            ``ManualBatchNorm`` (the base :class:`bn_core.norm_base.ManualNormBase` owns the
+            parameters, buffers, checks and the running-statistics step).
         process_group: the ranks to synchronize; ``None`` = the default (WORLD) group,
-            as in ``nn.SyncBatchNorm``.
+            as in ``nn.SyncBatchNorm`` (same positional order).
         sync: False gives per-replica BN through the same code without the all-reduces.
 
     Train mode: every rank normalizes with the global ``mu_B``/``var_B`` and updates its
@@ -196,9 +199,13 @@ class SyncManualBatchNorm(ManualBatchNorm):
         affine: bool = True,
         track_running_stats: bool = True,
         process_group: Any = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
         sync: bool = True,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
         self.process_group = process_group
         self.sync = sync
         self.meter = CommMeter()
@@ -206,22 +213,18 @@ class SyncManualBatchNorm(ManualBatchNorm):
         self.last_var_B: Tensor | None = None
 
     def _group(self) -> Any:
-        """The group to all-reduce over, or None for local statistics."""
-        if not (self.sync and dist.is_available() and dist.is_initialized()):
+        """The group to all-reduce over, or None for local statistics (always outside train mode, as torch)."""
+        if not (self.training and self.sync and dist.is_available() and dist.is_initialized()):
             return None
         group = self.process_group or dist.group.WORLD
         return group if dist.get_world_size(group) > 1 else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"Expected input (N, {self.num_features}, *spatial), got shape {tuple(x.shape)}.")
-        gamma, beta = self._gamma_beta(x)
-        if not (self.training or not self.track_running_stats):
-            return batch_norm_inference(x, self.running_mean, self.running_var, gamma, beta, self.eps)
-        group = self._group() if self.training else None  # like nn.SyncBatchNorm: never sync outside training
-        if group is None:
-            check_train_batch(x)  # local statistics; synchronized ones only need M > 1 over all ranks (below)
-        y, mu_B, var_B, M = _SyncBatchNormFunction.apply(x, gamma, beta, self.eps, group, self.meter)
+    def _local_batch(self) -> bool:
+        """Synchronized statistics need M > 1 over all ranks together (checked below), not on this rank."""
+        return self._group() is None
+
+    def _batch_forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        y, mu_B, var_B, M = _SyncBatchNormFunction.apply(x, gamma, beta, self.eps, self._group(), self.meter)
         if int(M) <= 1:
             raise ValueError("Synchronized BN needs more than 1 value per channel over all ranks together.")
         self.last_mu_B, self.last_var_B = mu_B, var_B
