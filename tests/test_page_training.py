@@ -48,15 +48,19 @@ def test_default_view_is_fig1_with_every_chart(default_page):
     at = default_page
     assert len(charts(at)) == 6  # loss, accuracy, Fig. 1 bands, histograms, gradient norms, saturation
     summary = _summary(at)
-    assert list(summary.index) == ["BN", "no BN"]
+    assert list(summary.index) == ["BN", "no norm"]
     assert (summary["status"] == "trained 600 steps").all()
-    assert summary.loc["BN", "steps to 90% test acc"] != "not reached"
-    assert summary.loc["BN", "final_test_acc"] > 0.9 > summary.loc["no BN", "final_test_acc"]
-    assert summary.loc["BN", "band drift, layer 3"] < summary.loc["no BN", "band drift, layer 3"]
-    assert "**BN** reached 90% test accuracy after" in _markdown(at, "test accuracy after")
-    bn_sat, plain_sat = (float(x) for x in re.findall(r"\*\* ([0-9.]+)%", _markdown(at, "Share of saturated")))
-    assert bn_sat < plain_sat  # less saturation with BN (§3.1)
+    assert summary.loc["BN", "steps to 90 % test acc"] != "not reached"
+    assert summary.loc["BN", "final_test_acc"] > 0.9 > summary.loc["no norm", "final_test_acc"]
+    assert summary.loc["BN", "band drift, layer 3"] < summary.loc["no norm", "band drift, layer 3"]
+    speed = _markdown(at, "test accuracy at step")
+    assert "**BN** reached 90 % test accuracy at step" in speed and "**no norm** did not reach 90 % in 600" in speed
+    sat = _markdown(at, "saturated outputs")
+    bn_sat, plain_sat = (float(x) for x in re.findall(r"\*\* ([0-9.]+) %", sat))
+    assert bn_sat < plain_sat and sat.startswith("Fewer saturated outputs with BN")  # §3.1
+    assert "Only the BN net trained here" in alerts(at, "success")[0]  # the takeaway, from the numbers
     assert len(at.get("download_button")) == 1
+    assert [h.value for h in at.subheader][-1] == "Check yourself"
     assert set(ui.STATE.keys) <= set(at.query_params)
     assert at.query_params["lr"] == "2" and at.query_params["batch"] == "60" and at.query_params["depth"] == "3"
     assert not alerts(at, "error") and not alerts(at, "warning")
@@ -86,7 +90,7 @@ def test_higher_learning_rate_preset_stalls_the_plain_net_only():
     assert_clean(at)
     assert at.query_params["lr"] == "10" and at.query_params["preset"] == "Higher learning rate ×5"
     summary = _summary(at)
-    assert summary.loc["BN", "final_test_acc"] > 0.85 and summary.loc["no BN", "final_test_acc"] < 0.2
+    assert summary.loc["BN", "final_test_acc"] > 0.85 and summary.loc["no norm", "final_test_acc"] < 0.2
     assert len(charts(at)) == 6
     at.select_slider(key="training:steps").set_value(50.0).run()  # a control departs from the preset
     assert at.selectbox(key="training:preset").value == "custom" and at.query_params["preset"] == "custom"
@@ -107,16 +111,15 @@ def test_a_diverging_learning_rate_is_reported_not_raised():
     at = open_page(PAGE, query={"act": "relu", "lr": "1000", **SHORT})
     assert_clean(at)
     warnings = alerts(at, "warning")
-    assert any("no BN: diverged at step" in w for w in warnings), warnings
+    assert any("**no norm: diverged at step" in w for w in warnings), warnings
     summary = _summary(at)
-    assert summary.loc["no BN", "status"].startswith("diverged at step")
+    assert summary.loc["no norm", "status"].startswith("diverged at step")
     assert len(charts(at)) == 6  # the records up to the divergence are still drawn
 
 
 @pytest.mark.parametrize(
     ("query", "phrase"),
     [
-        ({"batch": "1"}, "batch of at least 2"),  # BN on one example
         ({"data": "moons", "batch": "1024"}, "batch_size must be in 1"),  # larger than the training set
         ({"arch": "cnn", "data": "moons"}, "image data"),  # the CNN needs 8×8 images
         ({"depth": "10", "width": "256", "batch": "1024", "steps": "2000"}, "would take about"),  # cost guard
@@ -127,6 +130,61 @@ def test_invalid_combinations_get_a_clear_error(query, phrase):
     assert_clean(at)
     assert any(phrase in e for e in alerts(at, "error")), alerts(at)
     assert not charts(at)
+
+
+def test_a_batch_of_one_keeps_every_section_that_can_run():
+    """Issue 12: a batch of 1 must not wipe the page. BN's lesson shows in section 1; the plain net, its charts,
+    the grids (plain nets only) and the questions still come; the BN-only backend check says why in place."""
+    at = open_page(PAGE, query={"batch": "1", "seeds": "1", "gsteps": "100", "lr_grid": "1", "check": "1", **SHORT})
+    assert_clean(at)
+    lessons = [w for w in alerts(at, "warning") if "BN: not trained" in w]
+    assert len(lessons) == 2 and all("batch of at least 2" in w for w in lessons)  # section 1 and the grid tab
+    assert len(charts(at)) == 7  # loss, accuracy, bands, histograms, gradients, saturation, the lr grid
+    summary = _summary(at)
+    assert summary.loc["BN", "status"] == "not trained (batch of 1)"
+    assert summary.loc["no norm", "status"] == "trained 50 steps"
+    assert {r["variant"] for r in _all_rows(at, 0)} == {"no norm"}  # only the net that could train
+    grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
+    assert set(grid["variant"]) == {"no norm"} and len(grid) == 7
+    assert any("batch of at least 2" in e for e in alerts(at, "error"))  # the backend check, BN only, in place
+    assert "With a batch of 1 there is no BN net" in alerts(at, "success")[0]
+    assert [h.value for h in at.subheader][-1] == "Check yourself"
+    at.select_slider(key="training:batch").set_value(60.0).run()  # back to a valid batch: both nets return
+    assert_clean(at)
+    assert not [w for w in alerts(at, "warning") if "BN: not trained" in w]
+    assert set(_summary(at)["status"]) == {"trained 50 steps"} and at.query_params["batch"] == "60"
+
+
+def test_the_x30_preset_says_no_net_trained():
+    """Issue 12: at ×30 BN ends near chance; the takeaway must not claim that large learning rates still train."""
+    at = open_page(PAGE, query={"preset": "Higher learning rate ×30"})
+    assert_clean(at)
+    summary = _summary(at)
+    assert summary.loc["BN", "final_test_acc"] < 0.3 and summary.loc["BN", "steps to 90 % test acc"] == "not reached"
+    takeaway = alerts(at, "success")[0]
+    assert takeaway.startswith("No net trained at these settings") and "still train" not in takeaway
+
+
+def _quiz_box(at, kind: str, key: str):
+    return next(w for w in getattr(at, kind) if w.key.startswith(f"quiz:training:{key}:"))
+
+
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_check_yourself_answers_come_from_the_live_numbers(seed):
+    at = open_page(PAGE, query={"seed": seed, "target": "0.5", **SHORT})
+    assert_clean(at)
+    summary = _summary(at)
+    bn_steps = int(summary.loc["BN", "steps to 50 % test acc"])
+    box = _quiz_box(at, "number_input", "steps_BN")
+    box.set_value(float(bn_steps)).run()
+    assert any(s.startswith("Right.") for s in alerts(at, "success")), alerts(at)
+    final = round(100 * summary.loc["BN", "final_test_acc"], 1)
+    _quiz_box(at, "number_input", "final_BN").set_value(final + 3).run()
+    assert any(e.startswith("Not quite.") and f"{final:g} %" in e for e in alerts(at, "error")), alerts(at)
+    drift = summary["band drift, layer 3"]
+    _quiz_box(at, "radio", "drift").set_value(drift.idxmax()).run()
+    assert sum(s.startswith("Right.") for s in alerts(at, "success")) == 2
+    assert "quiz" not in " ".join(at.query_params)  # answers never reach the link
 
 
 def test_tampered_url_is_clamped_with_visible_notices():
@@ -185,9 +243,9 @@ def test_a_diverging_grid_cell_is_marked():
     at = open_page(PAGE, query={"act": "relu", "seeds": "1", "gsteps": "100", "lr_grid": "1", **SHORT})
     assert_clean(at)
     warnings = [w for w in alerts(at, "warning") if "marked ✕" in w]
-    assert len(warnings) == 1 and "no BN at learning rate 300: 1 of 1" in warnings[0], alerts(at)
+    assert len(warnings) == 1 and "no norm at learning rate 300: 1 of 1" in warnings[0], alerts(at)
     cells = {(r["label"], r["variant"]): r["acc_text"] for r in _all_rows(at, 6)}
-    assert cells[("300", "no BN")] == "✕ diverged" and not cells[("0.1", "BN")].startswith("✕")
+    assert cells[("300", "no norm")] == "✕ diverged" and not cells[("0.1", "BN")].startswith("✕")
     assert "(first at step " in warnings[0] and ".0)" not in warnings[0]
 
 
@@ -234,7 +292,7 @@ def test_the_deep_preset_trains_only_with_bn():
     assert_clean(at)
     assert at.query_params["depth"] == "10" and at.query_params["layer"] == "10"
     summary = _summary(at)
-    assert summary.loc["BN", "final_test_acc"] > 0.6 and summary.loc["no BN", "final_test_acc"] < 0.2
+    assert summary.loc["BN", "final_test_acc"] > 0.6 and summary.loc["no norm", "final_test_acc"] < 0.2
 
 
 @pytest.mark.slow

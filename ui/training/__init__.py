@@ -1,0 +1,218 @@
+"""Training Comparison page glue: the cached experiments and views, plus the controls and charts it re-exports.
+
+The cached functions live here (not in a submodule) so that every cached function of the
+app is found as ``ui.<page>.<name>``. Each view is a frozen dataclass of chart specs and
+sentences; every sentence is a ``bn_core.verdict.Verdict`` computed by
+``bn_core.experiments.training`` from the result it describes. The page reads attributes
+and draws; the two ``render_*`` functions draw a whole tab or panel themselves.
+
+One module per section: ``controls`` (state table, presets, widgets), ``curves`` (1),
+``distributions`` (2, 3), ``layers`` (4), ``grids`` (5), ``backends`` (6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from bn_core.experiments.training import (
+    BackendCheck,
+    ComparisonConfig,
+    ComparisonReport,
+    ComparisonResult,
+    GridConfig,
+    GridResult,
+    band_frame,
+    comparison_report,
+    grid_divergence,
+    grid_estimated_seconds,
+    grid_summary,
+    grid_verdict,
+    n_layers,
+    questions,
+    run_backend_check,
+    run_comparison,
+    run_grid,
+)
+from bn_core.quiz import Question
+from ui import common, widgets
+from ui.training.backends import INTRO as BACKEND_INTRO
+from ui.training.backends import backend_chart
+from ui.training.controls import (
+    PRESETS,
+    STATE,
+    ViewSettings,
+    controls,
+    grid_of,
+    grid_settings,
+    hist_controls,
+    layer_controls,
+    view_settings,
+)
+from ui.training.curves import CurvesView, curves_view
+from ui.training.distributions import BANDS_INTRO, HIST_CAPTION, BandsView, bands_chart, hist_chart
+from ui.training.grids import GRID_COLUMNS, GRIDS, GridView, grid_chart
+from ui.training.layers import CAPTION as LAYERS_CAPTION
+from ui.training.layers import SUMMARY_COLUMNS, LayersView, grad_chart, saturation_chart
+
+__all__ = [
+    "STATE",
+    "PRESETS",
+    "ViewSettings",
+    "BANDS_INTRO",
+    "HIST_CAPTION",
+    "LAYERS_CAPTION",
+    "BACKEND_INTRO",
+    "SUMMARY_COLUMNS",
+    "GRIDS",
+    "controls",
+    "view_settings",
+    "layer_controls",
+    "hist_controls",
+    "grid_settings",
+    "compute",
+    "compute_grid",
+    "compute_backends",
+    "report",
+    "curves",
+    "bands",
+    "hist_spec",
+    "layers",
+    "grid_view",
+    "backend_spec",
+    "run_csv",
+    "check_questions",
+    "render_grid",
+    "render_backend_check",
+]
+
+
+# -- cached experiments ---------------------------------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def compute(cfg: ComparisonConfig, _progress=None) -> ComparisonResult:
+    return run_comparison(cfg, _progress)
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def compute_grid(cfg: GridConfig, _progress=None) -> GridResult:
+    return run_grid(cfg, _progress)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def compute_backends(cfg: ComparisonConfig, _progress=None) -> BackendCheck:
+    return run_backend_check(cfg, _progress)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def report(cfg: ComparisonConfig, target: float, layer: int, which: str) -> ComparisonReport:
+    """The numbers, table, notes and verdicts of one view (pandas work worth ~40 ms per rerun uncached)."""
+    return comparison_report(compute(cfg), target, layer, which)
+
+
+# -- cached views (building Altair charts costs more than the data) ------------------------
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def curves(cfg: ComparisonConfig, target: float, layer: int, which: str) -> CurvesView:
+    return curves_view(compute(cfg).curves, report(cfg, target, layer, which))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> BandsView:
+    chart = bands_chart(band_frame(compute(cfg).layers, layer, which), layer, which)
+    return BandsView(chart=chart.to_dict(), drift=report(cfg, target, layer, which).drift.text)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def hist_spec(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> dict:
+    return hist_chart(compute(cfg).hist, steps, quantity, n_layers(cfg)).to_dict()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> LayersView:
+    records, seen = compute(cfg).layers, report(cfg, target, layer, which)
+    return LayersView(
+        grads=grad_chart(records).to_dict(),
+        saturation=saturation_chart(records, cfg.activation).to_dict(),
+        text=seen.saturation.text,
+        table=seen.table,
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_csv(cfg: ComparisonConfig) -> bytes:
+    """Every record of the trained nets as CSV bytes (numbers only, no user text)."""
+    result = compute(cfg)
+    curves_part = result.curves.assign(layer=pd.NA)[["step", "variant", "layer", "metric", "value"]]
+    return pd.concat([curves_part, result.layers], ignore_index=True).to_csv(index=False).encode()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def check_questions(cfg: ComparisonConfig, target: float, layer: int, which: str) -> tuple[Question, ...]:
+    return questions(compute(cfg), report(cfg, target, layer, which))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def grid_view(cfg: GridConfig, target: float) -> GridView:
+    result = compute_grid(cfg)
+    summary, title = grid_summary(result, target), GRIDS[cfg.axis].title
+    skipped = result.skipped[0].reason if result.skipped else None
+    return GridView(
+        chart=grid_chart(summary, cfg.axis, target).to_dict(),
+        table=summary,
+        verdict=grid_verdict(summary, title, target, skipped).text,
+        diverged=grid_divergence(summary, title),
+        skipped=skipped,
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def backend_spec(cfg: ComparisonConfig) -> dict:
+    return backend_chart(compute_backends(cfg).curves).to_dict()
+
+
+# -- panels that draw themselves -------------------------------------------------------
+
+
+def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
+    """One grid tab: what it tests and costs, its switch, then its heatmaps, verdict, notes and table."""
+    spec, gcfg = GRIDS[axis], grid_of(cfg, axis)
+    k, n = len(gcfg.values), gcfg.n_seeds
+    cost = f", about {grid_estimated_seconds(gcfg):.0f} s of CPU here." if cfg.arch == "mlp" else "."
+    st.markdown(f"{spec.claim} {k} values × {{BN, no norm}} × {n} seed(s) = **{2 * n * k} networks** "
+                f"of {gcfg.base.steps} steps{cost}")  # fmt: skip
+    widgets.toggle(STATE, spec.flag, f"Train the {spec.title} grid")
+    if cfg.arch != "mlp":
+        st.info("The stacked sweep engine trains MLPs only; pick an MLP preset for the grids.")
+        return
+    if not STATE[spec.flag] or common.run(compute_grid, gcfg, label=f"Training the {spec.title} grid…") is None:
+        return
+    view = grid_view(gcfg, target)
+    if view.skipped:
+        st.warning(f"**BN: not trained.** {view.skipped[:1].upper()}{view.skipped[1:]}.", icon=":material/warning:")
+    st.vega_lite_chart(view.chart, width="stretch")
+    st.markdown(view.verdict)
+    if view.diverged:
+        st.warning(view.diverged, icon=":material/trending_up:")
+    st.dataframe(view.table, hide_index=True, column_config=GRID_COLUMNS)
+    common.download_csv(view.table, f"grid_{axis}.csv", f"Download the {spec.title} grid (CSV)",
+                        icon=":material/download:")  # fmt: skip
+
+
+def render_backend_check(cfg: ComparisonConfig) -> None:
+    """Train the BN net with both BN implementations and show how far apart the records are."""
+    a, b = st.columns([3, 2])
+    widgets.toggle(STATE, "check", "Train the BN net with both backends", where=a)
+    widgets.toggle(STATE, "check64", "in float64 (exact arithmetic check)", where=b)
+    if not STATE["check"]:
+        return
+    ccfg = replace(cfg, backend="manual", dtype="float64" if STATE["check64"] else "float32")
+    check = common.run(compute_backends, ccfg, label="Training BN with both backends…")
+    common.need(check)
+    st.vega_lite_chart(backend_spec(ccfg), width="stretch")
+    st.dataframe(check.diffs.style.format({"max_abs_diff": "{:.2e}"}), hide_index=True)
+    st.markdown(check.verdict.text)
