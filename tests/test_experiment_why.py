@@ -1,5 +1,8 @@
 """Why BN Works experiments: the noisy BN layer, the definitions against direct computations, and the claims.
 
+The verdicts, the debate and the questions get unit tests for both outcomes on small synthetic
+summaries (the end of this file), and the questions are checked against the live result for two seeds.
+
 The claims are checked on the page's default configs (small nets on the digits, a few seconds each):
 noisy BN reaches ≥ 90 % of BN's accuracy while its layer inputs are far less stable; BN's
 gradient-predictiveness band is narrower (3 seeds); the scale-invariance identities hold to 1e-6.
@@ -8,6 +11,7 @@ gradient-predictiveness band is narrower (3 seeds); the scale-invariance identit
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -18,12 +22,73 @@ from torch import nn
 from torch.autograd.functional import jacobian as autograd_jacobian
 from torch.func import jacrev
 
-from bn_core.experiments.why import digits, initial_model, loss_and_grads, net_config, probe_params, weight_names
-from bn_core.experiments.why_ics import ICSConfig, _ICSHook, ics_of_step, run_ics
-from bn_core.experiments.why_jacobian import JacobianConfig, _model, layer_fn, run_jacobian
-from bn_core.experiments.why_landscape import LandscapeConfig, eta_factors, probe_landscape, run_landscape
-from bn_core.experiments.why_noisy import NoisyConfig, instability, run_noisy
-from bn_core.experiments.why_scale import ALPHA_GRID, BACKENDS, ScaleConfig, run_scale, scale_check
+from bn_core.experiments.why.common import (
+    BN,
+    NO_NORM,
+    NOISY_BN,
+    NetOutcome,
+    digits,
+    initial_model,
+    loss_and_grads,
+    net_config,
+    probe_params,
+    shown_ratio,
+    untrained,
+    weight_names,
+)
+from bn_core.experiments.why.debate import NoisyEvidence, debate, ics_account
+from bn_core.experiments.why.ics import (
+    ICSConfig,
+    ICSHook,
+    ICSSummary,
+    ics_direction,
+    ics_of_step,
+    ics_takeaway,
+    ics_verdict,
+    run_ics,
+)
+from bn_core.experiments.why.jacobian import (
+    JacobianConfig,
+    JacobianSummary,
+    _model,
+    gradient_fate,
+    gradient_verdict,
+    jacobian_takeaway,
+    jacobian_verdict,
+    layer_fn,
+    run_jacobian,
+)
+from bn_core.experiments.why.landscape import (
+    LandscapeConfig,
+    LandscapeSummary,
+    eta_factors,
+    landscape_takeaway,
+    landscape_verdict,
+    probe_landscape,
+    run_landscape,
+)
+from bn_core.experiments.why.noisy import (
+    NoisyConfig,
+    NoisyView,
+    compare_training,
+    instability,
+    noisy_takeaway,
+    noisy_view,
+    run_noisy,
+    stability_verdict,
+)
+from bn_core.experiments.why.quiz import questions
+from bn_core.experiments.why.scale import (
+    ALPHA_GRID,
+    BACKENDS,
+    ScaleConfig,
+    identity_rows,
+    run_scale,
+    scale_check,
+    scale_verdict,
+    turn_verdict,
+)
+from bn_core.experiments.why.weights import WeightSummary, weight_verdict
 from bn_core.layers import ManualBatchNorm
 from bn_core.models import MLPConfig, build_mlp
 from bn_core.noisy_bn import NoisyBatchNorm, NoisyBNFactory, check_noise
@@ -103,22 +168,22 @@ def noisy_default():
 
 @pytest.mark.slow
 def test_noisy_bn_trains_about_as_well_as_bn_and_better_than_no_bn(noisy_default):
-    acc = noisy_default.summary.set_index("variant")["final_test_acc"]
-    assert acc["noisy BN"] >= 0.9 * acc["BN"], acc
-    assert acc["noisy BN"] > acc["no BN"] + 0.3, acc
+    acc = {o.variant: o.final_test_acc for o in noisy_default.outcomes}
+    assert acc[NOISY_BN] >= 0.9 * acc[BN], acc
+    assert acc[NOISY_BN] > acc[NO_NORM] + 0.3, acc
 
 
 @pytest.mark.slow
 def test_noisy_bn_layer_inputs_are_far_less_stable(noisy_default):
     jumps = instability(noisy_default.layers, "unit").pivot(index="layer", columns="variant", values="median_jump")
-    assert (jumps["noisy BN"] > 3 * jumps[["BN", "no BN"]].max(axis=1)).all(), jumps
+    assert (jumps[NOISY_BN] > 3 * jumps[[BN, NO_NORM]].max(axis=1)).all(), jumps
 
 
 @pytest.mark.slow
 def test_bn_weights_only_grow_and_turn_less_and_less(noisy_default):
     w = noisy_default.weights
     wide = w.pivot_table(index=["variant", "layer", "step"], columns="metric", values="value")
-    bn, plain = wide.loc["BN"], wide.loc["no BN"]
+    bn, plain = wide.loc[BN], wide.loc[NO_NORM]
     for _, per_layer in bn.groupby(level="layer"):
         assert (np.diff(per_layer["weight_norm"].to_numpy()) > -1e-5).all(), "‖W‖ never shrinks under BN + SGD"
         turn = per_layer["angle_deg"].to_numpy()
@@ -130,16 +195,17 @@ def test_noise_off_makes_the_noisy_net_the_bn_net_bitwise():
     r = run_noisy(NoisyConfig(n_mu=0.0, n_sigma=1.0, steps=20, stats_every=10))
     c, lay = r.curves, r.layers
     for frame in (c, lay):
-        a = frame[frame["variant"] == "BN"].drop(columns="variant").reset_index(drop=True)
-        b = frame[frame["variant"] == "noisy BN"].drop(columns="variant").reset_index(drop=True)
+        a = frame[frame["variant"] == BN].drop(columns="variant").reset_index(drop=True)
+        b = frame[frame["variant"] == NOISY_BN].drop(columns="variant").reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 def test_noisy_experiment_is_bitwise_reproducible():
     cfg = NoisyConfig(steps=20, stats_every=10, seed=5)
     first, second = run_noisy(cfg), run_noisy(cfg)
-    for name in ("curves", "layers", "weights", "summary"):
+    for name in ("curves", "layers", "weights", "jumps"):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_exact=True)
+    assert first.outcomes == second.outcomes and first.weight_summary == second.weight_summary
     other = run_noisy(replace(cfg, seed=6)).layers
     assert not other["value"].equals(first.layers["value"])
 
@@ -194,7 +260,7 @@ def test_measuring_ics_does_not_change_training():
     """The probes run on copies: curves and running statistics are bitwise those of an unobserved run."""
     cfg = net_config("batch", lr=0.3, steps=12, seed=2, activation="relu", record_layers=False, record_grads=False)
     plain = train(cfg)
-    hook = _ICSHook(every=3)
+    hook = ICSHook(every=3)
     watched = train(cfg, on_step=hook)
     pd.testing.assert_frame_equal(plain.curves, watched.curves, check_exact=True)
     for a, b in zip(plain.model.state_dict().values(), watched.model.state_dict().values(), strict=True):
@@ -205,7 +271,8 @@ def test_measuring_ics_does_not_change_training():
 def test_ics_run_records_every_layer_and_rejects_a_bad_spacing():
     r = run_ics(ICSConfig(steps=30, every=10, depth=2))
     assert set(r.ics["layer"]) == {2, 3} and set(r.ics["step"]) == {10, 20, 30}
-    assert set(r.ics["variant"]) == {"BN", "no BN"}
+    assert set(r.ics["variant"]) == {BN, NO_NORM}
+    assert r.summary.last_layer == 3 and -1 <= r.summary.cos_bn <= 1
     cos = r.ics[r.ics["metric"] == "cos"]["value"]
     assert ((cos >= -1 - 1e-12) & (cos <= 1 + 1e-12)).all()
     with pytest.raises(ValueError, match="every"):
@@ -273,10 +340,10 @@ def test_initial_model_is_the_model_training_starts_from():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bn_gradient_predictiveness_band_is_narrower(seed):
     r = run_landscape(LandscapeConfig(seed=seed))
-    width = r.summary.set_index(["metric", "variant"])["mean_width"]
-    assert width[("grad_diff", "BN")] < width[("grad_diff", "no BN")] / 3, width
-    beta = r.summary.set_index(["metric", "variant"])["mean_hi"]
-    assert beta[("beta", "BN")] < beta[("beta", "no BN")], beta
+    s = r.summary
+    assert s.grad_band_bn < s.grad_band_plain / 3, s
+    assert s.beta_bn < s.beta_plain, s
+    assert r.verdicts.measured.holds
     assert set(r.bands["step"]) == {int(s) for s in np.linspace(0, 200, 10).round()}
 
 
@@ -289,22 +356,22 @@ def test_bn_gradient_predictiveness_band_is_narrower(seed):
 @pytest.mark.parametrize("alpha", [ALPHA_GRID[0], 0.1, 1.0, 10.0, ALPHA_GRID[-1]])
 def test_scale_invariance_identities_hold_to_1e_6(backend, alpha):
     c = scale_check(ScaleConfig(), backend, alpha)
-    assert c["output_max_abs_diff"] < 1e-6
-    assert c["grad_rel_err"] < 1e-6
-    assert c["orthogonality"] < 1e-6
-    assert c["grad_norm_alpha"] * alpha == pytest.approx(c["grad_norm_1"], rel=1e-6)
+    assert c.output_max_abs_diff < 1e-6
+    assert c.grad_rel_err < 1e-6
+    assert c.orthogonality < 1e-6
+    assert c.grad_norm_alpha * alpha == pytest.approx(c.grad_norm_1, rel=1e-6)
     if alpha >= 0.1:  # below, one step of η = 0.1 turns w by ~90°, where tan is ill-conditioned
-        assert c["turn_rel_err"] < 1e-6
+        assert c.turn_rel_err < 1e-6
 
 
 def test_with_the_default_eps_small_weights_break_the_invariance():
     c = scale_check(ScaleConfig(eps=1e-5), "torch", 0.01)
-    assert c["output_max_abs_diff"] > 1e-2 and c["grad_rel_err"] > 1e-2
+    assert c.output_max_abs_diff > 1e-2 and c.grad_rel_err > 1e-2
 
 
 def test_scale_run_covers_the_grid_for_both_backends():
     r = run_scale(ScaleConfig(alpha=ALPHA_GRID[3]))
-    assert list(r.checks["backend"]) == list(BACKENDS)
+    assert [c.backend for c in r.checks] == list(BACKENDS)
     grads = r.sweep[(r.sweep["metric"] == "grad_norm_alpha")].pivot(index="alpha", columns="backend", values="value")
     np.testing.assert_allclose(grads["manual"], grads["torch"], rtol=1e-10)
     np.testing.assert_allclose(grads.index * grads["manual"], grads["manual"].loc[1.0], rtol=1e-6)  # ∝ 1/α
@@ -334,16 +401,18 @@ def test_jacobian_experiment_shows_erased_directions_and_vanishing_gradients():
     r = run_jacobian(cfg)
     counts = r.layers[r.layers["metric"].isin(["erased", "crushed"])]
     counts = counts.pivot_table(index="layer", columns=["metric", "variant"], values="value")
-    assert (counts[("erased", "BN")] == cfg.width).all()  # a shift of one unit for the whole batch: exactly 0
-    assert (counts[("crushed", "BN")] == 2 * cfg.width).all()  # and its scale: ≈ 0, only ε keeps it
-    assert (counts[("erased", "no BN")] == 0).all()
+    assert (counts[("erased", BN)] == cfg.width).all()  # a shift of one unit for the whole batch: exactly 0
+    assert (counts[("crushed", BN)] == 2 * cfg.width).all()  # and its scale: ≈ 0, only ε keeps it
+    assert (counts[("erased", NO_NORM)] == 0).all()
     flagged = r.svals.groupby(["variant", "layer"])["erased"].sum()
-    assert (flagged.loc["BN"] == cfg.width).all() and (flagged.loc["no BN"] == 0).all()
+    assert (flagged.loc[BN] == cfg.width).all() and (flagged.loc[NO_NORM] == 0).all()
     sv = r.svals.groupby(["variant", "layer"]).size()
     assert (sv == cfg.batch * cfg.width).all()
     g = r.grads.pivot(index="layer", columns="variant", values="value")
-    assert g.loc[0, "no BN"] / g.loc[cfg.depth, "no BN"] < 0.1  # tanh without BN: vanishing toward the input
-    assert g.loc[0, "BN"] / g.loc[cfg.depth, "BN"] > 1  # with BN: it grows toward the input (Yang et al. 2019)
+    assert g.loc[0, NO_NORM] / g.loc[cfg.depth, NO_NORM] < 0.1  # tanh without BN: vanishing toward the input
+    assert g.loc[0, BN] / g.loc[cfg.depth, BN] > 1  # with BN: it grows toward the input (Yang et al. 2019)
+    assert r.summary.gain_plain == pytest.approx(g.loc[0, NO_NORM] / g.loc[cfg.depth, NO_NORM])
+    assert r.summary.erased_bn == cfg.width and r.summary.crushed_bn == 2 * cfg.width
 
 
 @pytest.mark.parametrize(
@@ -353,3 +422,249 @@ def test_jacobian_experiment_shows_erased_directions_and_vanishing_gradients():
 def test_invalid_jacobian_configs_are_explained(changes, phrase):
     with pytest.raises(ValueError, match=phrase):
         run_jacobian(replace(JacobianConfig(), **changes))
+
+
+# ---------------------------------------------------------------------------
+# Verdicts: every sentence with a number or a verdict, for both outcomes
+# ---------------------------------------------------------------------------
+
+
+def _net(variant: str, acc: float, diverged_at: int | None = None) -> NetOutcome:
+    nan = float("nan")
+    return NetOutcome(variant, nan if diverged_at else acc, nan if diverged_at else acc, diverged_at, 200)
+
+
+def _printed_ratio(text: str) -> tuple[float, float, float]:
+    """The first "q× (a vs b" in a sentence: the quotient and the two numbers printed beside it."""
+    q, a, b = re.search(r"(\d+(?:\.\d+)?)× \((\d+(?:\.\d+)?) vs (\d+(?:\.\d+)?)", text).groups()
+    return float(q), float(a), float(b)
+
+
+def test_a_net_at_chance_has_not_trained_and_a_diverged_one_says_where():
+    assert _net(BN, 0.95).trained and not _net(BN, 0.102).trained
+    gone = _net(NO_NORM, 0.9, diverged_at=17)
+    assert not gone.trained and gone.acc_text == "diverged at step 17" and "diverged at step 17" in gone.divergence_note
+    assert _net(BN, 0.95).divergence_note is None
+
+
+def test_untrained_speaks_only_when_no_net_trained():
+    nets = (_net(NOISY_BN, 0.102), _net(BN, 0.100), _net(NO_NORM, 0.100))
+    verdict = untrained(nets, 100.0)
+    assert verdict is not None and not verdict.holds
+    assert "No net trained at this learning rate" in verdict.text and "10.2 %" in verdict.text
+    assert untrained((_net(BN, 0.95), _net(NO_NORM, 0.1)), 2.0) is None
+
+
+def test_shown_ratio_is_the_quotient_of_the_printed_numbers():
+    q, text = shown_ratio(0.012345, 0.4567)
+    q_, a, b = _printed_ratio(text)
+    assert q == pytest.approx(a / b) and f"{q:.2f}" == f"{q_:.2f}" and a == 0.0123
+
+
+@pytest.mark.parametrize(
+    ("noisy", "bn", "plain", "kind", "holds", "phrase"),
+    [
+        (0.102, 0.100, 0.100, "untrained", False, "No net trained at this learning rate"),  # issue 12: lr 100
+        (0.947, 0.947, 0.153, "compared", True, "as well as"),
+        (0.88, 0.95, 0.15, "compared", True, "nearly as well as"),
+        (0.60, 0.95, 0.15, "compared", False, "clearly worse than"),
+        (0.90, 0.12, 0.11, "bn_failed", False, "BN itself did not train"),
+        (0.11, 0.95, 0.15, "noisy_failed", False, "takes BN's advantage away"),
+        (0.95, 0.95, 0.95, "no_advantage", False, "no lead for the noise to take"),
+    ],
+)
+def test_noisy_training_verdict_checks_training_first_and_says_both_outcomes(noisy, bn, plain, kind, holds, phrase):
+    c = compare_training(_net(NOISY_BN, noisy), _net(BN, bn), _net(NO_NORM, plain), lr=2.0)
+    assert (c.kind, c.verdict.holds) == (kind, holds)
+    assert phrase in c.verdict.text, c.verdict.text
+    if kind == "untrained":
+        assert "as well as" not in c.verdict.text and "of its accuracy" not in c.verdict.text
+    if kind == "compared":
+        q, a, b = _printed_ratio(c.verdict.text)
+        assert f"{a / b:.2f}" == f"{q:.2f}" and c.quotient == pytest.approx(a / b)
+
+
+def test_a_diverged_net_is_reported_in_place_of_its_accuracy():
+    c = compare_training(_net(NOISY_BN, 0.0, diverged_at=12), _net(BN, 0.95), _net(NO_NORM, 0.15), lr=30.0)
+    assert c.kind == "noisy_failed" and "noisy BN **diverged at step 12**" in c.verdict.text
+
+
+@pytest.mark.parametrize(
+    ("jumps", "holds", "phrase"),
+    [((1.5, 0.09, 0.38), True, "far less stable"), ((0.4, 0.09, 0.38), False, "*not* clearly less stable")],
+)
+def test_stability_verdict_both_outcomes(jumps, holds, phrase):
+    v = stability_verdict(3, "unit", *jumps)
+    assert v.holds is holds and phrase in v.text
+    q, a, b = _printed_ratio(v.text)
+    assert f"{a / b:.2f}" == f"{q:.2f}" and b == pytest.approx(0.38)
+    assert not stability_verdict(3, "unit", float("nan"), 0.1, 0.2).holds
+
+
+def test_noisy_takeaway_follows_the_two_verdicts():
+    trained = compare_training(_net(NOISY_BN, 0.947), _net(BN, 0.947), _net(NO_NORM, 0.15), 2.0)
+    unstable, steady = stability_verdict(3, "unit", 1.5, 0.1, 0.4), stability_verdict(3, "unit", 0.4, 0.1, 0.4)
+    assert noisy_takeaway(trained, unstable).holds
+    assert "not what BN's benefit rests on" in noisy_takeaway(trained, unstable).text
+    assert not noisy_takeaway(trained, steady).holds and "raise the noise" in noisy_takeaway(trained, steady).text
+    hurt = compare_training(_net(NOISY_BN, 0.5), _net(BN, 0.95), _net(NO_NORM, 0.15), 2.0)
+    assert "costs BN its lead" in noisy_takeaway(hurt, unstable).text
+    chance = compare_training(_net(NOISY_BN, 0.1), _net(BN, 0.1), _net(NO_NORM, 0.1), 100.0)
+    assert "no net trained" in noisy_takeaway(chance, unstable).text and not noisy_takeaway(chance, unstable).holds
+
+
+def test_lr_100_trains_no_net_and_the_page_says_so():
+    """Issue 12: at lr 100 every net is at chance; the verdict must not claim "as well as BN"."""
+    r = run_noisy(NoisyConfig(lr=100.0, steps=50, stats_every=10))
+    assert not any(o.trained for o in r.outcomes), r.outcomes
+    view = noisy_view(r, 3, "unit")
+    assert not view.training.holds and "No net trained at this learning rate" in view.training.text
+    assert "as well as" not in view.training.text and not view.takeaway.holds
+
+
+def _ics(cos_bn, cos_plain, rel_bn, rel_plain, bn=0.98, plain=0.90) -> ICSSummary:
+    return ICSSummary(cos_bn, cos_plain, rel_bn, rel_plain, 4, _net(BN, bn), _net(NO_NORM, plain), 0.3)
+
+
+def test_ics_verdict_both_outcomes_and_untrained():
+    less = _ics(0.73, 0.38, 0.5, 0.9)  # the issue's numbers: BN's gradients change less
+    assert ics_direction(less) == "less" and ics_verdict(less).holds and "**less**" in ics_verdict(less).text
+    more = _ics(0.38, 0.73, 0.9, 0.5)
+    assert ics_direction(more) == "more" and not ics_verdict(more).holds and "*increases*" in ics_verdict(more).text
+    same = _ics(0.70, 0.72, 0.5, 0.9)  # the measures disagree
+    assert ics_direction(same) == "same" and not ics_verdict(same).holds
+    chance = _ics(0.73, 0.38, 0.5, 0.9, bn=0.1, plain=0.1)
+    assert "No net trained" in ics_verdict(chance).text and not ics_verdict(chance).holds
+
+
+def test_ics_takeaway_both_outcomes():
+    assert ics_takeaway(_ics(0.73, 0.38, 0.5, 0.9)).holds
+    assert "does not remove it" in ics_takeaway(_ics(0.73, 0.38, 0.5, 0.9)).text
+    higher = ics_takeaway(_ics(0.38, 0.73, 0.9, 0.5))
+    assert not higher.holds and "does not predict" in higher.text
+    no_lead = ics_takeaway(_ics(0.73, 0.38, 0.5, 0.9, bn=0.95, plain=0.95))
+    assert not no_lead.holds and "no lead" in no_lead.text
+
+
+def _land(grad_bn, grad_plain, beta_bn, beta_plain, bn=0.98, plain=0.90) -> LandscapeSummary:
+    return LandscapeSummary(
+        grad_bn, grad_plain, 0.1, 5.5, beta_bn, beta_plain, 10, _net(BN, bn), _net(NO_NORM, plain), 0.3
+    )
+
+
+def test_landscape_verdict_and_takeaway_both_outcomes():
+    smooth = _land(0.23, 6.3, 3.2, 5.5)
+    assert landscape_verdict(smooth).holds and "smoother" in landscape_verdict(smooth).text
+    q, a, b = _printed_ratio(landscape_verdict(smooth).text)
+    assert f"{a / b:.2f}" == f"{q:.2f}"
+    assert landscape_takeaway(smooth).holds
+    rough = _land(0.8, 0.2, 4.8, 1.0)
+    assert not landscape_verdict(rough).holds and "*not* smoother" in landscape_verdict(rough).text
+    assert not landscape_takeaway(rough).holds and "without the effect" in landscape_takeaway(rough).text
+    chance = _land(0.23, 6.3, 3.2, 5.5, bn=0.1, plain=0.1)
+    assert "No net trained" in landscape_verdict(chance).text
+
+
+def test_scale_verdicts_both_outcomes():
+    exact = run_scale(ScaleConfig())
+    assert scale_verdict(exact).holds and "hold to" in scale_verdict(exact).text
+    assert turn_verdict(exact).holds and "which follows" in turn_verdict(exact).text
+    broken = run_scale(ScaleConfig(eps=1e-5, alpha=0.01))
+    assert not scale_verdict(broken).holds and "are off by" in scale_verdict(broken).text
+    assert not turn_verdict(broken).holds and "does *not* follow" in turn_verdict(broken).text
+    rows = identity_rows(exact)
+    assert len(rows) == 5 and all(r.manual < 1e-6 and r.torch < 1e-6 for r in rows[:4])
+
+
+def _weights(norm_end=9.7, turn_late=1.8, gap_bn=1e-6) -> WeightSummary:
+    return WeightSummary(_net(BN, 0.95), 6.5, norm_end, (1, 200), 7.2, turn_late, (4, 20), (180, 200), gap_bn, 4e-3)
+
+
+def test_weight_verdict_both_outcomes():
+    v = weight_verdict(_weights())
+    assert v.holds and "grew" in v.text and "shrank by itself" in v.text
+    q, a, b = _printed_ratio(v.text)
+    assert (a, b) == (7.2, 1.8) and q == pytest.approx(4.0)
+    assert not weight_verdict(_weights(norm_end=6.0)).holds and "did *not* grow" in weight_verdict(_weights(6.0)).text
+    assert not weight_verdict(_weights(turn_late=9.0)).holds
+    assert "above" in weight_verdict(_weights(gap_bn=1e-2)).text
+
+
+def _jac(median_bn=0.65, crushed_bn=64.0, gain_bn=6.0, gain_plain=0.003) -> JacobianSummary:
+    return JacobianSummary(10, 512, median_bn, 0.47, 3.0, 1.0, 32.0, 0.0, crushed_bn, 0.0, gain_bn, gain_plain)
+
+
+def test_jacobian_verdicts_both_outcomes():
+    assert [gradient_fate(g) for g in (0.05, 1.0, 50.0, float("inf"))] == [
+        "vanishing",
+        "preserved",
+        "exploding",
+        "exploding",
+    ]
+    seen = _jac()
+    assert not jacobian_verdict(seen).holds and "*not* near an isometry" in jacobian_verdict(seen).text
+    assert jacobian_verdict(_jac(median_bn=1.1, crushed_bn=0.0)).holds
+    assert gradient_verdict(seen).holds and "(preserved)" in gradient_verdict(seen).text
+    assert not gradient_verdict(_jac(gain_bn=50.0)).holds
+    t = jacobian_takeaway(seen)
+    assert "stops the gradient from vanishing" in t.text and "short of exploding" in t.text and not t.holds
+    assert "with and without BN" in jacobian_takeaway(_jac(gain_plain=1.0, gain_bn=1.0)).text
+
+
+def _evidence(noisy_acc=0.947, jumps=(1.5, 0.1, 0.4), bn=0.947, plain=0.15) -> NoisyEvidence:
+    comparison = compare_training(_net(NOISY_BN, noisy_acc), _net(BN, bn), _net(NO_NORM, plain), 2.0)
+    stability = stability_verdict(3, "unit", *jumps)
+    view = NoisyView(comparison.verdict, stability, noisy_takeaway(comparison, stability))
+    return NoisyEvidence(comparison, view, _net(BN, bn), _net(NO_NORM, plain), 2.0, _weights())
+
+
+def test_the_debate_reports_what_the_ics_tab_measured():
+    """Issue 12: the ICS tab finds cos 0.73 with BN vs 0.38 without; the summary must not say "no sign"."""
+    line = ics_account(_evidence(), _ics(0.73, 0.38, 0.5, 0.9))
+    assert "*less* ICS with BN" in line.text and "0.73" in line.text and "0.38" in line.text
+    assert "no sign" not in line.text and "not what it rests on" in line.text and not line.holds
+    supports = ics_account(_evidence(noisy_acc=0.5), _ics(0.73, 0.38, 0.5, 0.9))
+    assert supports.holds and "consistent with the original story" in supports.text
+    waiting = ics_account(_evidence(), None)
+    assert "has not run yet" in waiting.text and not waiting.holds
+    chance = ics_account(_evidence(noisy_acc=0.1, bn=0.1, plain=0.1), _ics(0.73, 0.38, 0.5, 0.9))
+    assert "cannot test it" in chance.text
+
+
+def test_every_debate_account_follows_its_tab():
+    d = debate(_evidence(), _ics(0.73, 0.38, 0.5, 0.9), _land(0.23, 6.3, 3.2, 5.5), _jac(gain_bn=50.0))
+    assert [v.holds for v in d.verdicts] == [False, True, True, True, True]
+    assert "finds BN's landscape smoother" in d.smoothness.text and "explodes" in d.explosion.text
+    other = debate(_evidence(bn=0.15), None, _land(0.8, 0.2, 4.8, 1.0), _jac())
+    assert [v.holds for v in other.verdicts] == [False, False, False, True, False]
+    assert "has no lead" in other.learning_rate.text and "does not show it" in other.explosion.text
+    assert "not run yet" in debate(None).smoothness.text and "could not run" in debate(None).explosion.text
+
+
+# ---------------------------------------------------------------------------
+# Check yourself: the answers are the live numbers (two seeds)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_questions_answer_with_the_live_numbers(seed):
+    r = run_noisy(NoisyConfig(steps=60, seed=seed))
+    scale = run_scale(ScaleConfig(seed=seed, alpha=10.0))
+    qs = {q.key: q for q in questions(r, scale)}
+    assert 3 <= len(qs) <= 5
+    test_acc = r.curves[(r.curves["variant"] == NOISY_BN) & (r.curves["metric"] == "test_acc")]["value"]
+    assert qs["noisy_acc"].check(round(100 * float(test_acc.iloc[-1]), 1))
+    assert not qs["noisy_acc"].check(round(100 * float(test_acc.iloc[-1]), 1) + 2)
+    unit = r.layers[(r.layers["metric"] == "unit_p50") & (r.layers["layer"] == 3)].sort_values("step")
+    jumps = {v: unit[unit["variant"] == v]["value"].diff().abs().mean() for v in (NO_NORM, BN, NOISY_BN)}
+    assert qs["least_stable"].answer == max(jumps, key=jumps.get)
+    assert qs["stability_story"].answer in qs["stability_story"].options
+    assert qs["scaled_gradient"].check(scale_check(ScaleConfig(seed=seed), "manual", 10.0).grad_norm_alpha)
+    bn_acc = r.curves[(r.curves["variant"] == BN) & (r.curves["metric"] == "test_acc")]
+    if "bn_target_step" in qs:
+        assert qs["bn_target_step"].answer == float(bn_acc[bn_acc["value"] >= 0.9]["step"].iloc[0])
+
+
+def test_questions_change_with_the_seed():
+    first, second = (questions(run_noisy(NoisyConfig(steps=60, seed=s))) for s in (0, 1))
+    assert {q.key: q.answer for q in first} != {q.key: q.answer for q in second}

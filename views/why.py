@@ -2,114 +2,112 @@
 
 import streamlit as st
 
-from ui import common, widgets
+from ui import common, quiz, widgets
 from ui import why as ui
+from ui.why import debate, ics, jacobian, landscape, noisy, scale
+from ui.why import quiz as why_quiz
 
-INTRO = """
-Why does batch norm help? **Ioffe & Szegedy (2015)** said: it reduces *internal covariate shift* (ICS), the
-drift of each layer's input distribution while the layers below it learn. **Santurkar et al. (2018)** tested
-that story and rejected it: BN helps, they argue, because it makes the loss landscape *smoother*, so
-gradients stay predictive and larger steps are safe. Two more claims circulate: BN makes a layer
-*scale-invariant*, and it keeps the layer Jacobian's singular values near 1. None of these is settled by
-authority. Each tab below turns one claim into an experiment on real networks (digits, trained here) and
-prints what this run measured. Judge for yourself; the global seed in the sidebar reruns everything.
-"""
+DOWNLOAD = ":material/download:"
 
-with common.page(ui.STATE, "🧭 Why BN Works", INTRO):
+with common.page(ui.STATE, "Why BN Works", ui.INTRO):
     widgets.preset_picker(ui.STATE, "Preset (sets controls in one or more tabs)")
-    noisy, ics, land, scale, jac = ui.tabs()
+    tab_noisy, tab_ics, tab_land, tab_scale, tab_jac = ui.tabs()
 
-    with noisy:
-        if noisy.open is not False:
-            st.markdown(ui.TEXT["noisy"])
-            cfg = ui.noisy_controls()
-            result = common.run(ui.compute_noisy, cfg, label="Training no BN, BN and noisy BN…")
-            if result is not None:
-                ui.status_warnings(result.status)
-                acc_spec, loss_spec = ui.noisy_specs(cfg)
+    with tab_noisy, common.section("1 · Noisy BN: does BN need stable layer inputs?"):
+        if tab_noisy.open is not False:
+            st.markdown(noisy.TEXT)
+            cfg = noisy.controls()
+            result = common.run(noisy.compute, cfg, label="Training no norm, BN and noisy BN…")
+            common.need(result)
+            ui.render_divergence(result.outcomes)
+            left, right = st.columns(2)
+            left.vega_lite_chart(noisy.specs(cfg).accuracy, width="stretch")
+            right.vega_lite_chart(noisy.specs(cfg).loss, width="stretch")
+            layer, view = noisy.view_controls()
+            st.vega_lite_chart(noisy.dist_spec(cfg, layer, view))
+            st.caption(noisy.DIST_CAPTION)
+            panel = noisy.panel(cfg, layer, view)
+            st.markdown(f"{panel.view.training.text} {panel.view.stability.text}")
+            st.dataframe(panel.table, hide_index=True, column_config=noisy.COLUMNS)
+            common.download_csv(panel.csv, "why_noisy_bn_layers.csv", "Download the layer records (CSV)", icon=DOWNLOAD)
+            common.takeaway(panel.view.takeaway.text)
+            common.try_this(*noisy.TRY)
+
+    with tab_ics, common.section("2 · Internal covariate shift, measured"):
+        if tab_ics.open is not False:
+            st.markdown(ics.TEXT)
+            st.latex(ics.LATEX)
+            cfg = ics.controls()
+            if ui.run_button("ics_run", "Train both nets and measure ICS"):
+                result = common.run(ics.compute, cfg, label="Training and measuring G, G′…")
+                common.need(result)
+                ui.render_divergence((result.summary.plain, result.summary.bn))
                 left, right = st.columns(2)
-                left.vega_lite_chart(acc_spec, width="stretch")
-                right.vega_lite_chart(loss_spec, width="stretch")
-                layer, view = ui.view_controls()
-                st.vega_lite_chart(ui.dist_spec(cfg, layer, view))
-                st.caption(ui.TEXT["noisy_dist"])
-                verdict, table, csv = ui.noisy_view(cfg, layer, view)
-                st.markdown(verdict)
-                st.dataframe(table, hide_index=True, column_config=ui.PERCENT_COLUMNS)
-                common.download_csv(csv, "why_noisy_bn_layers.csv", "⬇️ Download the layer records (CSV)")
-                common.takeaway(ui.TAKEAWAY["noisy"])
-                common.try_this(*ui.TRY["noisy"])
+                left.vega_lite_chart(ics.specs(cfg).cos, width="stretch")
+                right.vega_lite_chart(ics.specs(cfg).l2, width="stretch")
+                st.markdown(result.verdicts.measured.text)
+                common.download_csv(result.ics, "why_ics.csv", "Download the ICS records (CSV)", icon=DOWNLOAD)
+                common.takeaway(result.verdicts.takeaway.text)
+            common.try_this(*ics.TRY)
 
-    with ics:
-        if ics.open is not False:
-            st.markdown(ui.TEXT["ics"])
-            st.latex(ui.ICS_LATEX)
-            cfg = ui.ics_controls()
-            if ui.run_button("ics_run", "▶ Train both nets and measure ICS"):
-                result = common.run(ui.compute_ics, cfg, label="Training and measuring G, G′…")
-                if result is not None:
-                    ui.status_warnings(result.status)
-                    cos_spec, l2_spec = ui.ics_specs(cfg)
-                    left, right = st.columns(2)
-                    left.vega_lite_chart(cos_spec, width="stretch")
-                    right.vega_lite_chart(l2_spec, width="stretch")
-                    st.markdown(ui.ics_verdict(result))
-                    common.download_csv(result.ics, "why_ics.csv", "⬇️ Download the ICS records (CSV)")
-                    common.takeaway(ui.TAKEAWAY["ics"])
-            common.try_this(*ui.TRY["ics"])
+    with tab_land, common.section("3 · The loss landscape along the gradient"):
+        if tab_land.open is not False:
+            st.markdown(landscape.TEXT)
+            cfg = landscape.controls()
+            if ui.run_button("land_run", "Train both nets and probe the landscape"):
+                result = common.run(landscape.compute, cfg, label="Training and probing the landscape…")
+                common.need(result)
+                ui.render_divergence((result.summary.plain, result.summary.bn))
+                for column, spec in zip(st.columns(3), landscape.specs(cfg), strict=True):
+                    column.vega_lite_chart(spec, width="stretch")
+                st.markdown(result.verdicts.measured.text)
+                common.download_csv(result.probes, "why_landscape.csv", "Download every probe (CSV)", icon=DOWNLOAD)
+                common.takeaway(result.verdicts.takeaway.text)
+            common.try_this(*landscape.TRY)
 
-    with land:
-        if land.open is not False:
-            st.markdown(ui.TEXT["landscape"])
-            cfg = ui.landscape_controls()
-            if ui.run_button("land_run", "▶ Train both nets and probe the landscape"):
-                result = common.run(ui.compute_landscape, cfg, label="Training and probing the landscape…")
-                if result is not None:
-                    ui.status_warnings(result.status)
-                    for column, spec in zip(st.columns(3), ui.landscape_specs(cfg), strict=True):
-                        column.vega_lite_chart(spec, width="stretch")
-                    st.markdown(ui.landscape_verdict(result))
-                    common.download_csv(result.probes, "why_landscape.csv", "⬇️ Download every probe (CSV)")
-                    common.takeaway(ui.TAKEAWAY["landscape"])
-            common.try_this(*ui.TRY["landscape"])
+    with tab_scale, common.section("4 · Scale invariance of a Linear → BN layer"):
+        if tab_scale.open is not False:
+            st.markdown(scale.TEXT)
+            st.latex(scale.LATEX)
+            cfg = scale.controls()
+            common.need(common.run(scale.compute, cfg, label="Scaling the weights…"))
+            checks = scale.panel(cfg)
+            st.dataframe(checks.table, hide_index=True, column_config=scale.ERROR_COLUMNS)
+            st.markdown(f"{checks.identities.text} {checks.turn.text}")
+            st.vega_lite_chart(scale.spec(cfg), width="stretch")
 
-    with scale:
-        if scale.open is not False:
-            st.markdown(ui.TEXT["scale"])
-            st.latex(ui.SCALE_LATEX)
-            cfg = ui.scale_controls()
-            result = common.run(ui.compute_scale, cfg, label="Scaling the weights…")
-            if result is not None:
-                st.dataframe(ui.scale_table(result, cfg.alpha), hide_index=True, column_config=ui.ERROR_COLUMNS)
-                st.markdown(ui.scale_sentence(result, cfg.alpha, cfg.eps))
-                st.vega_lite_chart(ui.scale_spec(cfg), width="stretch")
-            st.markdown(ui.TEXT["scale_training"])
-            noisy_cfg = ui.noisy_config()
-            trained = common.run(ui.compute_noisy, noisy_cfg, label="Training the BN net…")
-            if trained is not None:
-                left, right = st.columns(2)
-                norm_spec, turn_spec = ui.weight_specs(noisy_cfg)
-                left.vega_lite_chart(norm_spec, width="stretch")
-                right.vega_lite_chart(turn_spec, width="stretch")
-                st.markdown(ui.weight_sentence(trained))
-            common.takeaway(ui.TAKEAWAY["scale"])
-            common.try_this(*ui.TRY["scale"])
+    with tab_scale, common.section("5 · What it does to the learning rate"):
+        if tab_scale.open is not False:
+            st.markdown(scale.TRAINING_TEXT)
+            noisy_cfg = noisy.config()
+            common.need(common.run(noisy.compute, noisy_cfg, label="Training the BN net…"))
+            trained = scale.training(noisy_cfg)
+            left, right = st.columns(2)
+            left.vega_lite_chart(trained.norm_spec, width="stretch")
+            right.vega_lite_chart(trained.turn_spec, width="stretch")
+            common.takeaway(trained.verdict.text)
+            common.try_this(*scale.TRY)
 
-    with jac:
-        if jac.open is not False:
-            st.markdown(ui.TEXT["jacobian"])
-            cfg = ui.jacobian_controls()
-            result = common.run(ui.compute_jacobian, cfg, label="Jacobians and their singular values…")
-            if result is not None:
-                layer = ui.jacobian_layer(cfg)
-                band_spec, hist_spec, grad_spec = ui.jacobian_specs(cfg, layer)
-                st.vega_lite_chart(band_spec, width="stretch")
-                left, right = st.columns(2)
-                left.vega_lite_chart(hist_spec, width="stretch")
-                right.vega_lite_chart(grad_spec, width="stretch")
-                st.markdown(ui.jacobian_verdict(result, cfg))
-                common.takeaway(ui.TAKEAWAY["jacobian"])
-            common.try_this(*ui.TRY["jacobian"])
+    with tab_jac, common.section("6 · Layer Jacobians at initialization"):
+        if tab_jac.open is not False:
+            st.markdown(jacobian.TEXT)
+            cfg = jacobian.controls()
+            result = common.run(jacobian.compute, cfg, label="Jacobians and their singular values…")
+            common.need(result)
+            charts = jacobian.specs(cfg, jacobian.layer_control(cfg))
+            st.vega_lite_chart(charts.bands, width="stretch")
+            left, right = st.columns(2)
+            left.vega_lite_chart(charts.histogram, width="stretch")
+            right.vega_lite_chart(charts.grads, width="stretch")
+            st.markdown(f"{result.verdicts.singular_values.text} {result.verdicts.gradient.text}")
+            common.takeaway(result.verdicts.takeaway.text)
+            common.try_this(*jacobian.TRY)
 
     st.divider()
-    st.markdown(ui.TEXT["debate"])
+    with common.section("7 · Where the debate stands"):
+        for verdict in debate.summary().verdicts:
+            st.markdown(f"- {verdict.text}")
+        st.caption(debate.CLOSING)
+
+    with common.section():
+        quiz.check_yourself(why_quiz.PAGE_ID, why_quiz.questions())

@@ -28,20 +28,49 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from bn_core.experiments.why import (
+from bn_core.experiments.why.common import (
+    BN,
+    NO_NORM,
+    NetOutcome,
     digits,
+    finite_rows,
     flat_norm,
     initial_model,
+    leads,
     loss_and_grads,
     net_config,
+    outcome,
     probe_params,
+    shown_ratio,
     sub_progress,
+    untrained,
 )
-from bn_core.train import Progress, StepContext, TrainResult, concat_results, fixed_rows, train
+from bn_core.progress import Progress
+from bn_core.train import StepContext, TrainResult, concat_results, fixed_rows, train
+from bn_core.verdict import Verdict, num
 
-__all__ = ["LandscapeConfig", "LandscapeResult", "run_landscape", "probe_landscape", "eta_factors", "BAND_METRICS"]
+__all__ = [
+    "LandscapeConfig",
+    "LandscapeResult",
+    "LandscapeSummary",
+    "LandscapeVerdicts",
+    "BAND_METRICS",
+    "SMOOTHER",
+    "run_landscape",
+    "probe_landscape",
+    "eta_factors",
+    "landscape_summary",
+    "is_smoother",
+    "landscape_verdict",
+    "landscape_takeaway",
+    "band_frame",
+]
 
 BAND_METRICS = ("loss", "grad_diff", "beta")
+# BN's landscape counts as smoother when its gradient-predictiveness band is at least 1.5×
+# narrower than the plain net's (and its β lower): closer bands overlap from one checkpoint
+# to the next on the chart, and the sigmoid preset, where the effect is absent, gives ≈ 1×.
+SMOOTHER = 1.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +86,30 @@ class LandscapeConfig:
     seed: int = 0  # init and batch order
 
 
+@dataclass(frozen=True)
+class LandscapeSummary:
+    """Means over the checkpoints of each band's width (hi − lo over η) and of β, per net."""
+
+    grad_band_bn: float  # gradient-predictiveness band width with BN
+    grad_band_plain: float  # … without
+    loss_band_bn: float  # loss band width with BN
+    loss_band_plain: float  # … without
+    beta_bn: float  # effective β-smoothness (max over η) with BN
+    beta_plain: float  # … without
+    checkpoints: int  # probed steps (a diverged net has fewer)
+    bn: NetOutcome
+    plain: NetOutcome
+    lr: float
+
+
+@dataclass(frozen=True)
+class LandscapeVerdicts:
+    """The tab's sentences."""
+
+    measured: Verdict  # is BN's landscape smoother along the gradient?
+    takeaway: Verdict  # does that go with BN's lead in training?
+
+
 @dataclass(frozen=True, eq=False)
 class LandscapeResult:
     """``probes``: step, variant, eta, metric, value. ``bands``: step, variant, metric, lo, hi (over η)."""
@@ -64,8 +117,11 @@ class LandscapeResult:
     probes: pd.DataFrame
     bands: pd.DataFrame  # for "beta" hi is the effective β-smoothness
     curves: pd.DataFrame  # the engine's curves
-    summary: pd.DataFrame  # variant, metric, mean band width (hi − lo) and mean hi over the checkpoints
-    status: dict[str, str]
+    summary: LandscapeSummary
+
+    @property
+    def verdicts(self) -> LandscapeVerdicts:
+        return LandscapeVerdicts(landscape_verdict(self.summary), landscape_takeaway(self.summary))
 
 
 def eta_factors(n_eta: int) -> np.ndarray:
@@ -113,10 +169,27 @@ def _bands(probes: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(lo="min", hi="max")
 
 
-def _summary(bands: pd.DataFrame) -> pd.DataFrame:
-    width = bands.assign(width=bands["hi"] - bands["lo"])
-    return width.groupby(["variant", "metric"], as_index=False, sort=False).agg(
-        mean_width=("width", "mean"), mean_hi=("hi", "mean")
+def landscape_summary(bands: pd.DataFrame, bn: NetOutcome, plain: NetOutcome, lr: float) -> LandscapeSummary:
+    """Mean band width and mean top of each band per net, over the checkpoints with finite bands."""
+    ok = finite_rows(bands, "lo", "hi")
+    ok = ok.assign(width=ok["hi"] - ok["lo"])
+    width = ok.groupby(["metric", "variant"])["width"].mean()
+    top = ok.groupby(["metric", "variant"])["hi"].mean()
+
+    def w(metric: str, variant: str) -> float:
+        return float(width.get((metric, variant), np.nan))
+
+    return LandscapeSummary(
+        grad_band_bn=w("grad_diff", BN),
+        grad_band_plain=w("grad_diff", NO_NORM),
+        loss_band_bn=w("loss", BN),
+        loss_band_plain=w("loss", NO_NORM),
+        beta_bn=float(top.get(("beta", BN), np.nan)),
+        beta_plain=float(top.get(("beta", NO_NORM), np.nan)),
+        checkpoints=int(bands["step"].nunique()),
+        bn=bn,
+        plain=plain,
+        lr=lr,
     )
 
 
@@ -138,7 +211,7 @@ def _probed_run(
 
 
 def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> LandscapeResult:
-    """Train BN and no BN; probe the landscape at the checkpoints (step 0 = init included).
+    """Train BN and no norm; probe the landscape at the checkpoints (step 0 = init included).
 
     The fixed batch is the first 60 (the training batch size) rows of the engine's probe
     batch: the same examples for both nets and every checkpoint.
@@ -149,17 +222,68 @@ def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> Lan
     at = {int(s) for s in np.linspace(0, cfg.steps, cfg.checkpoints).round()}
     runs: dict[str, TrainResult] = {}
     frames = []
-    for i, (name, norm) in enumerate((("no BN", "none"), ("BN", "batch"))):
+    for i, (name, norm) in enumerate(((NO_NORM, "none"), (BN, "batch"))):
         runs[name], frame = _probed_run(name, norm, cfg, at, etas, sub_progress(progress, i, 2, name))
         frames.append(frame)
     probes = pd.concat(frames, ignore_index=True).astype({"step": "int64", "eta": "float64", "value": "float64"})
     probes = probes.sort_values(["variant", "step", "metric", "eta"], kind="stable", ignore_index=True)
     bands = _bands(probes)
     curves, _ = concat_results(list(runs.values()))
-    return LandscapeResult(
-        probes=probes,
-        bands=bands,
-        curves=curves,
-        summary=_summary(bands),
-        status={n: r.status for n, r in runs.items()},
+    summary = landscape_summary(bands, outcome(runs[BN], BN), outcome(runs[NO_NORM], NO_NORM), cfg.lr)
+    return LandscapeResult(probes=probes, bands=bands, curves=curves, summary=summary)
+
+
+# -- verdicts -----------------------------------------------------------------------------------
+
+
+def is_smoother(s: LandscapeSummary) -> bool:
+    """BN's gradient band ≥ SMOOTHER× narrower (as printed) and its β lower."""
+    q, _ = shown_ratio(s.grad_band_plain, s.grad_band_bn)
+    return q >= SMOOTHER and s.beta_bn < s.beta_plain
+
+
+def landscape_verdict(s: LandscapeSummary) -> Verdict:
+    """Is BN's landscape smoother along the gradient on this run? Checks first that a net trained."""
+    none = untrained((s.bn, s.plain), s.lr)
+    if none is not None:
+        return none
+    _, grad = shown_ratio(s.grad_band_plain, s.grad_band_bn)
+    _, loss = shown_ratio(s.loss_band_plain, s.loss_band_bn)
+    smoother = is_smoother(s)
+    text = (
+        f"**Measured** (mean over the {s.checkpoints} checkpoints): the gradient-predictiveness band is "
+        f"**{num(s.grad_band_bn)}** wide with BN and **{num(s.grad_band_plain)}** without (no norm ÷ BN = {grad}); "
+        f"the loss band, no norm ÷ BN = {loss}; effective β-smoothness **{num(s.beta_bn)}** with BN vs "
+        f"**{num(s.beta_plain)}** without: BN's landscape is {'smoother' if smoother else '*not* smoother'} "
+        f"along the gradient (smoother means a band at least {num(SMOOTHER)}× narrower and a lower β)."
     )
+    return Verdict(smoother, text)
+
+
+def landscape_takeaway(s: LandscapeSummary) -> Verdict:
+    """Does the smoother landscape go with BN's lead in training? Holds when both are seen."""
+    if untrained((s.bn, s.plain), s.lr) is not None:
+        return Verdict(False, "No net trained at this learning rate, so the landscape has no result to explain.")
+    smoother, lead = is_smoother(s), leads(s.bn, s.plain)
+    accs = f"BN {s.bn.acc_text}, no norm {s.plain.acc_text}"
+    if smoother and lead:
+        text = (
+            f"Where BN helps ({accs}), following its gradient is more predictable: the loss and the gradient "
+            "change less along the step, so larger steps are safe. This is a statement about the path training "
+            "takes, and not every net shows it (try the sigmoid preset)."
+        )
+    elif smoother:
+        text = f"BN's landscape is smoother here, yet BN has no lead in training ({accs}): smoothness does not decide."
+    elif lead:
+        text = (
+            f"BN leads in training ({accs}) without a smoother landscape along the gradient: this net shows "
+            "BN's benefit without the effect."
+        )
+    else:
+        text = f"Neither smoother nor ahead in training ({accs}): here BN makes no difference the probes can see."
+    return Verdict(smoother and lead, text)
+
+
+def band_frame(bands: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Plot-ready band rows of one metric (step, variant, lo, hi), finite."""
+    return finite_rows(bands[bands["metric"] == metric], "lo", "hi")
