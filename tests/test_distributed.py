@@ -7,8 +7,13 @@ of worker start-up on a 2-core machine).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +40,8 @@ from bn_core.experiments.multi_device import ReplicaSweepConfig, bn_allreduce_by
 from bn_core.layers import ManualBatchNorm
 from bn_core.models import build_model
 from bn_core.sync_bn import SyncManualBatchNorm, sync_batch_norm_backward, sync_batch_norm_forward
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------
 # In one process: the math, the layer, the pieces of the worker
@@ -260,9 +267,9 @@ def test_launch_reports_how_it_ran_and_leaves_no_worker(four_ranks):
     assert not [pid for pid in four_ranks.pids if _alive(pid)]
 
 
-def test_same_seed_gives_bitwise_identical_results():
+def test_same_seed_gives_bitwise_identical_results_forked_or_spawned():
     cfg = DistConfig(world_size=2, images_per_replica=(3,), steps=6, eval_every=3, variants=("per_replica", "sync"))
-    first, second = launch(cfg), launch(cfg)
+    first, second = launch(cfg), launch(dataclasses.replace(cfg, start_method="spawn"))
     for name in ("stats", "curves", "accuracy"):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_exact=True)
 
@@ -279,36 +286,64 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _launch_failing(fault: str, timeout_s: float = 120) -> tuple[DistributedRunError, set[int]]:
+def _workers(root: psutil.Process) -> set[int]:
+    """The worker processes under ``root``: its descendants less the fork server and the resource tracker."""
+    found = set()
+    for child in root.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(child.cmdline())
+            helper = "resource_tracker" in line or ("forkserver" in line and child.ppid() == root.pid)
+            if not helper:
+                found.add(child.pid)
+    return found
+
+
+def _launch_failing(fault: str, timeout_s: float, start_method: str) -> tuple[DistributedRunError, set[int]]:
     seen: set[int] = set()
 
     def progress(fraction: float, message: str) -> None:  # called in this process while the workers run
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                if "spawn_main" in " ".join(child.cmdline()):
-                    seen.add(child.pid)
+        seen.update(_workers(psutil.Process()))
 
-    cfg = DistConfig(world_size=2, steps=5, fault=fault, fault_rank=1, timeout_s=timeout_s)
+    cfg = DistConfig(world_size=2, steps=5, fault=fault, fault_rank=1, timeout_s=timeout_s, start_method=start_method)
     with pytest.raises(DistributedRunError) as info:
         launch(cfg, progress)
     return info.value, seen
 
 
 @pytest.mark.parametrize(
-    ("fault", "timeout_s", "phrase"),
+    ("fault", "timeout_s", "phrase", "start_method"),
     [
-        ("raise", 120, "Rank 1 failed: RuntimeError: injected fault"),
-        ("exit", 120, "rank 1 exited with code 3"),
-        ("hang", 8, "timed out after 8 s"),
+        ("raise", 120, "Rank 1 failed: RuntimeError: injected fault", "forkserver"),
+        ("exit", 120, "rank 1 exited with code 3", "forkserver"),
+        ("exit", 120, "rank 1 exited with code 3", "spawn"),
+        ("hang", 8, "timed out after 8 s", "forkserver"),
     ],
 )
-def test_launcher_stops_every_worker_when_one_fails(fault, timeout_s, phrase):
-    err, seen = _launch_failing(fault, timeout_s)
+def test_launcher_stops_every_worker_when_one_fails(fault, timeout_s, phrase, start_method):
+    err, seen = _launch_failing(fault, timeout_s, start_method)
     assert phrase in str(err)
-    assert len(err.pids) == 2 and seen <= set(err.pids)
+    assert len(err.pids) == 2 and seen and seen <= set(err.pids)
     assert not [pid for pid in err.pids if _alive(pid)], "a worker survived the failure"
     if fault == "raise":
         assert "_inject_fault" in err.detail  # the worker's traceback is kept for the logs
+
+
+def test_workers_and_the_fork_server_exit_when_the_launcher_is_killed():
+    """kill -9 of the launching process (a crashed server): no worker and no fork server is left behind."""
+    code = "from bn_core.distributed import DistConfig, launch; launch(DistConfig(steps=10**6, record_stats=False))"
+    launcher = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    root, deadline, workers = psutil.Process(launcher.pid), time.monotonic() + 120, set()
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = _workers(root)
+        time.sleep(0.2)
+    helpers = {p.pid for p in root.children(recursive=True)} - workers
+    assert len(workers) == 2, "the workers never started"
+    launcher.kill()
+    launcher.wait()
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers | helpers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers | helpers if _alive(pid)], "a worker or the fork server outlived the launcher"
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ GN_GROUP_TARGET = 8  # group norm: the largest divisor of C that is ≤ 8 (Wu & 
 EQ_CHANNELS, EQ_SPATIAL = 3, (2, 2)  # the equivalence check's per-rank input: (b, 3, 2, 2)
 LR_REFERENCE_BATCH = 32  # DistConfig.lr is the learning rate for this global batch
 Fault = Literal["none", "raise", "exit", "hang"]
+StartMethod = Literal["forkserver", "spawn"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class DistConfig:
     timeout_s: float = 300.0  # the whole launch, start-up included (collectives time out 30 s later)
     fault: Fault = "none"  # test hook: rank fault_rank raises / exits / hangs right after joining the group
     fault_rank: int = 1  # the rank that misbehaves
+    start_method: StartMethod = "forkserver"  # forkserver: workers fork from one process that imported torch once
 
 
 class DistributedRunError(RuntimeError):
@@ -153,6 +155,8 @@ def validate_launch(cfg: DistConfig, n_train: int) -> None:
         problems.append(f"epochs must be in (0, 20] (got {cfg.epochs})")
     if cfg.fault not in ("none", "raise", "exit", "hang") or not 0 <= cfg.fault_rank < max(cfg.world_size, 1):
         problems.append("fault must be none/raise/exit/hang and fault_rank a rank")
+    if cfg.start_method not in ("forkserver", "spawn"):
+        problems.append("start_method must be forkserver or spawn")
     if cfg.model not in ("mlp", "cnn") or cfg.timeout_s <= 0 or not cfg.seeds:
         problems.append("model must be mlp or cnn, timeout_s positive and seeds not empty")
     first_width = cfg.width if cfg.model == "mlp" else cfg.channels[0]

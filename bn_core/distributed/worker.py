@@ -1,4 +1,4 @@
-"""The worker: one rank of the data-parallel group, run in its own spawned process.
+"""The worker: one rank of the data-parallel group, run in its own process (forked from the fork server).
 
 It joins the gloo (or NCCL) group, trains every variant in lockstep on its shard of each
 global batch, averages gradients with one all-reduce per step and sends its records back
@@ -48,18 +48,35 @@ class Spec:
     backend: str
     data: dict[str, Tensor]  # x_train, y_train, x_test, y_test in shared memory (workers skip sklearn)
     models: Tensor  # uint8, shared memory: the pickled {(seed, variant): initial model}, built once by the parent
-    parent_pid: int
+    parent_pid: int  # the launcher's process
     t0: float  # the parent's time.time() at launch, for the start-up time
 
 
-def _watch_parent(parent_pid: int) -> None:
-    """Exit if the parent dies (e.g. the server was killed): a worker never outlives its launcher."""
+def _launcher_gone(launcher_pid: int, first_parent: int) -> bool:
+    """The launcher has exited, or this process was re-parented (its forkserver or spawning parent died)."""
+    if os.getppid() != first_parent:
+        return True
+    try:
+        os.kill(launcher_pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else (cannot happen for our launcher, but harmless)
+        return False
+    return False
+
+
+def _watch_parent(launcher_pid: int) -> None:
+    """Exit if the launcher dies (e.g. the server was killed): a worker never outlives it.
+
+    Under "spawn" the parent is the launcher; under "forkserver" it is the fork server, which
+    exits when the launcher does. Either way the launcher's pid and the first parent are watched.
+    """
+    first_parent = os.getppid()
 
     def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(2)
+        while not _launcher_gone(launcher_pid, first_parent):
             time.sleep(0.5)
+        os._exit(2)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
