@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from bn_core.data import DataConfig, load_dataset
 from bn_core.models import CNNConfig, MLPConfig, build_model
 from bn_core.train import (
+    BATCH_OF_ONE,
     FIG1_LR,
     StepContext,
     TrainConfig,
@@ -22,8 +23,10 @@ from bn_core.train import (
     fig1_config,
     fixed_rows,
     make_optimizer,
+    needs_bigger_batch,
     run_schedule,
     train,
+    variant_label,
     warm_up,
 )
 
@@ -207,6 +210,25 @@ def test_cnn_trains_on_digits() -> None:
 def test_invalid_configs_raise_value_error(cfg: TrainConfig) -> None:
     with pytest.raises(ValueError):
         train(cfg)
+
+
+def test_a_batch_of_one_is_refused_for_bn_only_with_its_lesson():
+    bn_one, plain_one = replace(SMALL, batch_size=1, steps=3), replace(SMALL, batch_size=1, steps=3)
+    plain_one = replace(plain_one, model=replace(SMALL.model, norm="none"))
+    assert needs_bigger_batch(bn_one) and not needs_bigger_batch(plain_one) and not needs_bigger_batch(SMALL)
+    with pytest.raises(ValueError, match="batch of at least 2") as err:
+        train(bn_one, data=DIGITS)
+    assert BATCH_OF_ONE in str(err.value)
+    result = train(plain_one, data=DIGITS)  # without BN one example per step is just SGD
+    assert result.status == "trained 3 steps" and result.variant == "no norm"
+
+
+def test_default_labels_are_the_apps_method_names():
+    """ui.charts colours each method by its name: "BN", "no norm", "LN", "GN", "IN"."""
+    for norm, label in (("batch", "BN"), ("none", "no norm"), ("layer", "LN"), ("group", "GN"), ("instance", "IN")):
+        assert variant_label(replace(SMALL, model=replace(SMALL.model, norm=norm))) == label
+    assert variant_label(SMALL, custom_norm=True) == "custom norm"
+    assert variant_label(replace(SMALL, variant="mine")) == "mine"
 
 
 @pytest.mark.slow
