@@ -51,6 +51,7 @@ __all__ = [
     "register_affine",
     "reset_affine",
     "check_momentum",
+    "ema_weight",
 ]
 
 REDUCED_PRECISION = (torch.float16, torch.bfloat16)  # computed in float32, returned in their own dtype
@@ -92,6 +93,11 @@ def check_momentum(momentum: float | None) -> None:
     """``None`` (cumulative average) or a weight in [0, 1]; torch would silently extrapolate outside it."""
     if momentum is not None and not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1] or None (cumulative average), got {momentum}.")
+
+
+def ema_weight(momentum: float | None, k: int) -> float:
+    """The EMA weight of the k-th batch (1-based): ``momentum``, or 1/k for a cumulative average (None)."""
+    return 1.0 / k if momentum is None else float(momentum)
 
 
 def register_affine(module: nn.Module, shape: tuple[int, ...], affine: bool, bias: bool, **factory: Any) -> None:
@@ -256,7 +262,7 @@ class ManualNormBase(nn.Module):
     def _momentum_step(self) -> float:
         """Count this batch; return its EMA weight: ``momentum``, or 1/k at the k-th batch when it is None."""
         self.num_batches_tracked.add_(1)
-        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else float(self.momentum)
+        return ema_weight(self.momentum, int(self.num_batches_tracked))
 
     @torch.no_grad()
     def _track(self, mu_B: Tensor | None, var_B: Tensor | None, m: int) -> None:

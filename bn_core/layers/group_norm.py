@@ -173,4 +173,7 @@ class ManualLayerNorm(nn.Module):
         return _affine(x_hat, self.weight, self.bias, self.normalized_shape).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+            f"bias={self.bias is not None}"
+        )

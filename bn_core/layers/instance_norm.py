@@ -64,13 +64,13 @@ class _ManualInstanceNorm(ManualNormBase):
             raise ValueError(
                 f"expected input's size at dim={feature_dim} to match num_features ({self.num_features}), but got: {C}."
             )
-        if self.running_mean is not None:
-            raise NormInputError(f"Expected {self.num_features} channels for the running statistics, got {C}.")
         warnings.warn(
             f"input's size at dim={feature_dim} does not match num_features. You can silence this warning by not "
             "passing in num_features, which is not used because affine=False",
             stacklevel=3,
         )
+        if self.running_mean is not None:  # torch warns, then fails on the buffers
+            raise NormInputError(f"Expected {self.num_features} channels for the running statistics, got {C}.")
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
