@@ -6,6 +6,7 @@ Torch is the oracle in float64. The default run is trained once per module (a fe
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -17,19 +18,25 @@ from torch import nn
 from bn_core.data import DataConfig, DataSplit, load_dataset
 from bn_core.experiments.inference import (
     GAP_SIZES,
+    MIN_TRAIN_BATCH,
     InferenceConfig,
+    batch_of_one,
+    batch_of_one_errors,
     bessel_table,
     ema_slice,
     final_stats,
     finetune_lab,
     fold_lab,
     forgot_eval_lab,
+    gap_verdicts,
     half_life,
     lag_lab,
     layer_outputs,
     momentum_table,
+    questions,
     run_inference,
     shift_lab,
+    trainable_config,
     trained_model,
     two_modes,
     validation_lab,
@@ -170,15 +177,18 @@ def test_momentum_changes_eval_but_never_training():
 
 def test_bessel_correction_shows_in_the_data(run):
     b = bessel_table(run, 1, 0)
-    assert b["factor"] == pytest.approx(32 / 31)
-    assert b["var_unbiased"] == pytest.approx(b["var_B"] * 32 / 31)
-    assert b["ratio_biased"] == pytest.approx((32 - 1) / 32, abs=0.015)  # E[σ²_B] = (m−1)/m · σ²
-    assert abs(b["ratio_unbiased"] - 1) < abs(b["ratio_biased"] - 1)
+    assert b.factor == pytest.approx(32 / 31) and b.m == 32 and b.width == 64
+    assert b.var_unbiased == pytest.approx(b.var_B * 32 / 31)
+    assert b.var_B == _metric(run, 1, "var_B").iloc[-1, 0]  # the last recorded batch of unit 0
+    assert b.ratio_biased == pytest.approx((32 - 1) / 32, abs=0.015)  # E[σ²_B] = (m−1)/m · σ²
+    assert abs(b.ratio_unbiased - 1) < abs(b.ratio_biased - 1)
 
 
 def test_ema_ends_close_to_precise_bn_and_slices_have_every_series(run):
     s = final_stats(run, 1, 0)
-    assert s["mean_error_in_std"] < 0.5 and 0.7 < s["var_ratio"] < 1.3
+    assert s.mean_error_in_std < 0.5 and 0.7 < s.var_ratio < 1.3
+    assert s.running_mean == _metric(run, 1, "running_mean").iloc[-1, 0]
+    assert s.var_ratio == pytest.approx(s.running_var / s.precise_var)
     frame = ema_slice(run, 2, 63)
     counts = frame.groupby(["series", "stat"]).size()
     assert counts[("running (EMA)", "mean")] == 301 and counts[("batch (μ_B, σ²_B)", "variance")] == 300
@@ -225,8 +235,10 @@ def test_two_modes_differ_only_in_the_statistics_used(run):
 
 def test_a_batch_of_one_shows_torchs_own_error(run):
     tm = two_modes(run, 1, data=DIGITS)
-    assert TORCH_BATCH_ERROR in tm.errors["torch.nn.BatchNorm1d"]
-    assert TORCH_BATCH_ERROR in tm.errors["bn_core ManualBatchNorm"]
+    errors = {e.impl: e for e in tm.errors}
+    assert TORCH_BATCH_ERROR in errors["torch.nn.BatchNorm1d"].text
+    assert TORCH_BATCH_ERROR in errors["bn_core ManualBatchNorm"].text
+    assert all(e.raised for e in tm.errors)
     assert set(tm.hist["series"]) == {"eval mode"}
     with pytest.raises(ValueError, match="1 … 450"):
         two_modes(run, 451, data=DIGITS)
@@ -254,7 +266,7 @@ def test_forgot_eval_lab(run):
     assert math.isnan(acc[(1, "train mode")])
     assert acc[(2, "train mode")] < acc[(2, "eval mode")] - 0.3
     assert acc[(2, "train mode")] < acc[(8, "train mode")] < acc[(128, "train mode")]
-    assert TORCH_BATCH_ERROR in r.errors["torch.nn.BatchNorm1d"]
+    assert TORCH_BATCH_ERROR in next(e.text for e in r.errors if e.impl == "torch.nn.BatchNorm1d")
 
 
 def test_validation_in_train_mode_moves_the_running_statistics(run):
@@ -275,18 +287,19 @@ def test_frozen_finetuning_updates_bn_statistics_unless_bn_is_in_eval_mode(run):
     assert (s["param_change"] == 0).all()  # requires_grad=False really froze W, b, γ, β
     assert train_mode["drift"] > 0.1 and eval_mode["drift"] == 0
     assert eval_mode["old_task_acc"] == pytest.approx(run.test_acc)  # untouched backbone, untouched task
+    assert r.old_task_before == pytest.approx(run.test_acc)
     assert train_mode["old_task_acc"] < eval_mode["old_task_acc"]
     assert (s["new_task_acc"] > 0.9).all()
 
 
 def test_adabn_recovers_at_least_half_of_the_accuracy_lost_to_the_shift(run):
     r = shift_lab(run, contrast=1.0, brightness=0.5, noise=0.0, data=DIGITS)  # the page's default lab settings
-    acc = r.accuracy.set_index("variant")["accuracy"]
-    assert acc["shifted"] < acc["clean"] - 0.05
+    assert r.clean == pytest.approx(run.test_acc)
+    assert r.shifted < r.clean - 0.05
     assert r.recovered >= 0.5
-    assert acc["shifted + AdaBN"] >= acc["shifted"] + 0.5 * (acc["clean"] - acc["shifted"])
+    assert r.adapted >= r.shifted + 0.5 * (r.clean - r.shifted)
     inverted = shift_lab(run, contrast=-1.0, brightness=1.0, noise=0.0, data=DIGITS)  # a sign flip: not fixable
-    assert inverted.accuracy.set_index("variant")["accuracy"]["shifted + AdaBN"] < 0.3
+    assert inverted.adapted < 0.3
 
 
 def test_adabn_leaves_the_original_model_alone(run):
@@ -313,13 +326,67 @@ def test_ema_is_staler_at_a_high_learning_rate_and_precise_bn_fixes_it():
 def test_fold_lab_on_the_trained_mlp(run):
     r = fold_lab(run, "mlp", rounds=5, data=DIGITS)
     assert r.checks["ok"].all() and (r.checks["same_predictions"] == 1).all()
-    assert r.accuracy["folded"] == r.accuracy["unfolded"] == pytest.approx(run.test_acc)
+    assert r.acc_folded == r.acc_unfolded == pytest.approx(run.test_acc)
     assert set(r.timing["variant"]) == {"hand-written BN (eval)", "torch nn.BatchNorm (eval)", "folded"}
-    assert (r.speedup["speedup"] > 0).all() and r.n_folded == 2
+    assert (r.timing["median_ms"] > 0).all() and r.n_folded == 2
 
 
 @pytest.mark.slow
 def test_fold_lab_on_a_trained_cnn(run):
     r = fold_lab(run, "cnn", rounds=3, data=DIGITS)
     assert r.checks["ok"].all() and r.n_folded == 2
-    assert r.accuracy["folded"] == pytest.approx(r.accuracy["unfolded"], abs=1 / 450)
+    assert r.acc_folded == pytest.approx(r.acc_unfolded, abs=1 / 450)
+
+
+# ---------------------------------------------------------------------------
+# A batch of 1: the lesson on the page's network, and the stand-in the other sections use
+# ---------------------------------------------------------------------------
+
+
+def test_a_batch_of_one_trains_nothing_and_the_other_sections_use_b_2():
+    cfg = InferenceConfig(batch_size=1, steps=50)
+    assert trainable_config(cfg) == replace(cfg, batch_size=MIN_TRAIN_BATCH) == replace(cfg, batch_size=2)
+    assert trainable_config(InferenceConfig()) == InferenceConfig()
+    lesson = batch_of_one(cfg, data=DIGITS)
+    t = lesson.table
+    np.testing.assert_array_equal(t["mu_B"], t["x"])  # one value per channel: μ_B is that value
+    assert (t["var_B"] == 0).all() and (t["x_hat"] == 0).all()
+    assert (t["y"] == 0).all()  # y = β, and β starts at 0
+    assert (t["x"] != 0).any()  # the input was not zero: BN erased it
+    assert lesson.max_abs_dx == 0.0  # no gradient reaches the layer below
+    assert TORCH_BATCH_ERROR in lesson.torch_error and TORCH_BATCH_ERROR in lesson.lesson.text
+    assert not lesson.lesson.holds
+
+
+# ---------------------------------------------------------------------------
+# Check yourself: answers equal the numbers computed independently from the result, for two seeds
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_questions_come_from_the_live_run(seed):
+    run = run_inference(InferenceConfig(steps=40, seed=seed), data=DIGITS)
+    qs = {q.key: q for q in questions(run, batch_of_one_errors(run, DIGITS))}
+    assert 3 <= len(qs) <= 5 and set(qs) == {"bessel", "half_life", "batch_of_one", "keras", "gap_factor"}
+    last_var_B = _metric(run, 1, "var_B").iloc[-1, 0]  # unit 0 of layer 1, the last batch (biased)
+    assert qs["bessel"].answer == pytest.approx(last_var_B * 32 / 31, rel=1e-12)
+    assert qs["bessel"].check(last_var_B * 32 / 31) and not qs["bessel"].check(last_var_B)
+    assert qs["half_life"].answer == pytest.approx(math.log(2) / -math.log(0.9))
+    assert qs["half_life"].check(6.58) and not qs["half_life"].check(6.93)  # ln 2 / m is the approximation
+    assert qs["batch_of_one"].check(qs["batch_of_one"].options[0]) and TORCH_BATCH_ERROR in qs["batch_of_one"].explain
+    assert qs["keras"].check("Almost only the last batch")
+    gap = run.gap_sizes[(run.gap_sizes["layer"] == 1) & (run.gap_sizes["metric"] == "gap_mean")]["value"]
+    sentence = gap_verdicts(run, 1).by_size.text  # what the page prints beside the charts
+    a, b = (float(v) for v in re.search(r"\(([\d.]+) vs ([\d.]+)\)", sentence).groups())
+    assert a == pytest.approx(gap.iloc[0], rel=2e-3) and b == pytest.approx(gap.iloc[-1], rel=2e-3)
+    assert qs["gap_factor"].answer == pytest.approx(a / b, rel=1e-12)  # the quotient of the printed numbers
+    assert f"{a / b:.2f}×" in sentence and f"{a / b:.3g}×" in qs["gap_factor"].explain
+
+
+def test_questions_change_with_the_seed_and_with_momentum_none():
+    a = run_inference(InferenceConfig(steps=40, seed=0), data=DIGITS)
+    b = run_inference(InferenceConfig(steps=40, seed=1, momentum=None), data=DIGITS)
+    qa = {q.key: q for q in questions(a, batch_of_one_errors(a, DIGITS))}
+    qb = {q.key: q for q in questions(b, batch_of_one_errors(b, DIGITS))}
+    assert qa["bessel"].answer != qb["bessel"].answer
+    assert "half_life" not in qb and qb["weight_last"].answer == pytest.approx(1 / 40)

@@ -1,6 +1,9 @@
-"""Train vs Inference page in AppTest: every control group, presets, extremes, bad links, URL round trip."""
+"""Train vs Inference page in AppTest: every control group, presets, extremes, bad links, URL round trip,
+a batch of 1 that keeps the other sections, the lab choice's fallback, and the check-yourself questions."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -39,17 +42,21 @@ def test_default_view_shows_every_section(default_page):
     at = default_page
     assert not alerts(at, "error")
     assert len(charts(at)) == 6  # EMA, two-mode histograms, gap vs batch, gap vs step, lab, folding
+    titles = [h.value for h in at.subheader]
+    assert titles[:4] == ["1 · Running statistics: an exponential moving average", "2 · Same batch, two modes",
+                          "3 · Misconception labs", "4 · BN folding for deployment"]  # fmt: skip
     latex = " ".join(el.value for el in at.latex)
     assert r"\texttt{running\_mean} \leftarrow (1 - \texttt{momentum})" in latex
     assert r"\texttt{running\_var}+\epsilon" in latex and r"W' = \frac{\gamma}{\sigma}" in latex
     assert r"\frac{32}{31}" in latex  # Bessel's factor with this run's m
     assert TORCH_BATCH_ERROR in _code(at)  # lab 1 shows torch's real error text
     assert any(w.startswith("Verdict: predicting one example") for w in alerts(at, "warning"))
-    assert "98.2%" in _caption(at, "Trained for real")
+    assert "**98.2 %** test accuracy" in _caption(at, "Trained for real")
     assert "PyTorch momentum 0.1 = Keras momentum 0.9" in _markdown(at, "PyTorch momentum 0.1")
-    assert "folded away" in _markdown(at, "folded away")
+    fold = _markdown(at, "folded away")
+    assert "The folded net computes the same function" in fold and "than torch's BN for one image" in fold
     assert len(at.get("download_button")) == 2
-    assert len(at.expander) == 2 and "Check yourself" in " ".join(m.value for m in at.markdown)
+    assert "Check yourself" in titles and sum(m.value.startswith("**5.**") for m in at.markdown) == 1
     assert at.query_params["m"] == "0.1" and at.query_params["lab"] == "eval" and at.query_params["steps"] == "300"
 
 
@@ -122,10 +129,21 @@ def test_cumulative_average_momentum_none_round_trips():
     assert at.query_params["m"] == "None"
 
 
-def test_batch_of_one_for_training_gets_a_clear_error():
+def test_a_training_batch_of_one_shows_its_lesson_and_keeps_the_other_sections():
     at = open_page(PAGE, query={"B": "1"})
     assert_clean(at)
-    assert any("batch of at least 2" in e for e in alerts(at, "error"))
+    assert not alerts(at, "error")
+    lesson = next(w for w in alerts(at, "warning") if w.startswith("**Batch size B = 1"))
+    assert "σ²_B = 0" in lesson and TORCH_BATCH_ERROR in lesson and "B = 2" in lesson
+    assert any("Sections 2–4 use the same network trained at B = 2" in i for i in alerts(at, "info"))
+    # section 1 shows the lesson instead of its chart; the two-mode, gap, lab and folding charts remain
+    assert len(charts(at)) == 5
+    assert "batch 2, 300 steps" in _caption(at, "Trained for real")
+    assert "The same 32 test images" in _markdown(at, "The same 32")
+    assert at.query_params["B"] == "1"
+    at.slider(key="inference:B").set_value(32).run()  # back to a trainable batch: section 1's chart returns
+    assert_clean(at)
+    assert len(charts(at)) == 6 and not any(w.startswith("**Batch size") for w in alerts(at, "warning"))
 
 
 def test_every_control_at_its_minimum():
@@ -140,7 +158,8 @@ def test_every_control_at_its_minimum():
     assert_clean(at)
     assert not alerts(at, "error")
     assert "50 steps" in _caption(at, "Trained for real")
-    assert any(w.startswith("Verdict (second half") for w in alerts(at, "warning"))
+    # both learning rates at 0.01: nothing to compare, and the verdict says so instead of claiming a lag
+    assert any(w.startswith("Verdict: the comparison rate (0.01) is not above") for w in alerts(at, "warning"))
 
 
 def test_every_control_at_its_maximum_including_a_huge_learning_rate():
@@ -189,5 +208,39 @@ def test_folding_the_cnn():
     at = open_page(PAGE, query={"fold": "cnn", "steps": "50"})
     assert_clean(at)
     sentence = _markdown(at, "folded away")
-    assert sentence.startswith("2 BN layers folded away") and "identical predictions on 100%" in sentence
+    assert sentence.startswith("2 BN layers folded away") and "identical predictions on 100.0 %" in sentence
     assert at.query_params["fold"] == "cnn"
+
+
+def test_a_lab_choice_of_none_falls_back_to_the_default_lab(default_page):
+    """A deselected segmented control gives None in the browser: the section must show a lab, not a KeyError."""
+    at = default_page
+    at.session_state["__v:inference:lab"] = None  # the page's model value, as a deselected control would leave it
+    at.run()
+    assert_clean(at)
+    assert not [e for e in alerts(at, "error") if "KeyError" in e or "failed" in e]
+    assert any(w.startswith("Verdict: predicting one example") for w in alerts(at, "warning"))
+    assert len(charts(at)) == 6
+    at.button_group(key="inference:lab").set_value("eval").run()
+    assert_clean(at)
+
+
+def _quiz_box(at, key: str):
+    return next(b for b in at.number_input if b.key and b.key.startswith(f"quiz:inference:{key}:"))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_check_yourself_answers_come_from_the_numbers_on_the_page(seed):
+    at = open_page(PAGE, query={"seed": str(seed), "steps": "50"})
+    assert_clean(at)
+    bessel = _markdown(at, "**1.** In the last training batch")
+    var_B = float(re.search(r"σ²_B = ([\d.e+-]+) \(biased", bessel).group(1))
+    _quiz_box(at, "bessel").set_value(var_B * 32 / 31).run()
+    assert_clean(at)
+    assert sum(el.value.startswith("Right.") for el in at.success) == 1
+    gap = _markdown(at, "Batch 2 → 256")
+    a, b = (float(v) for v in re.search(r"\(([\d.]+) vs ([\d.]+)\)", gap).groups())
+    _quiz_box(at, "gap_factor").set_value(a / b).run()
+    assert sum(el.value.startswith("Right.") for el in at.success) == 2
+    _quiz_box(at, "gap_factor").set_value(a / b * 1.5).run()
+    assert any(el.value.startswith("Not quite.") for el in at.error)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import common, widgets
+from ui import common, quiz, widgets
 from ui import inference as ui
 
 INTRO = """
@@ -11,89 +11,84 @@ updates an exponential moving average of them. In **eval mode** it normalizes wi
 (`running_mean`, `running_var`), so each example's output no longer depends on its batch-mates.
 Below, a real network is trained on handwritten digits and every number comes from it.
 """
+CSV_ICON = ":material/download:"
 
-with common.page(ui.STATE, "🔁 Train vs Inference", INTRO):
+with common.page(ui.STATE, "Train vs Inference", INTRO):
     ui.controls()
     cfg = ui.config()
     view = common.run(ui.overview, cfg, label="Training the network…")
-    if view is None:
-        common.halt()
-    if view["diverged_at"] is not None:
-        st.error(f"Training {view['status']}: the loss became NaN or infinite. Lower the learning rate.")
-        common.halt()
-    st.caption(view["caption"])
+    trained = view.trained if view is not None else cfg  # a batch of 1: the same run at B = 2
+    if view is not None and view.diverged_at is None:
+        st.caption(view.summary.text)
+    if view is not None and view.stand_in is not None:
+        st.info(view.stand_in.text, icon=":material/info:")
+    layer, j = int(ui.STATE["layer"]), int(ui.STATE["j"])
 
-    st.subheader("1 · Running statistics: an exponential moving average")
-    for tex in ui.ema_latex(cfg.momentum):
-        st.latex(tex)
-    layer, j = ui.unit_controls()
-    st.vega_lite_chart(ui.ema_spec(cfg, layer, j), width="stretch")
-    final, bessel, unit_csv = ui.unit_view(cfg, layer, j)
-    st.markdown(ui.ema_sentence(final, layer, j))
-    st.caption(view["ema_caption"])
-    left, right = st.columns(2)
-    left.markdown(ui.momentum_sentence(cfg.momentum))
-    left.dataframe(ui.MOMENTUM_FRAME, hide_index=True)
-    widgets.number(ui.STATE, "keras", "Converter: a Keras momentum", step=0.01, where=right, format="%.3f")
-    right.markdown(ui.keras_sentence(float(ui.STATE["keras"])))
-    tex, text = ui.bessel_latex(bessel, cfg.width, layer)
-    st.markdown("**Biased vs unbiased variance.** The forward pass divides by m; the EMA stores σ²_B · m/(m−1):")
-    st.latex(tex)
-    st.markdown(text)
-    common.download_csv(unit_csv, f"running_stats_layer{layer}_unit{j}.csv", "⬇️ Statistics (CSV)")
+    with common.section("1 · Running statistics: an exponential moving average"):
+        for tex in ui.ema_latex(cfg.momentum):
+            st.latex(tex)
+        left, right = st.columns(2)
+        left.markdown(f"{ui.momentum_verdict(cfg.momentum).text} {ui.MOMENTUM_NOTE}")
+        left.dataframe(ui.MOMENTUM_FRAME, hide_index=True)
+        widgets.number(ui.STATE, "keras", "Converter: a Keras momentum", step=0.01, where=right, format="%.3f")
+        right.markdown(ui.keras_verdict(float(ui.STATE["keras"])).text)
+        layer, j = ui.unit_controls()
+        if cfg.batch_size < ui.MIN_TRAIN_BATCH:
+            lesson = ui.batch_one(cfg)
+            st.warning(lesson.lesson.text, icon=":material/block:")
+            st.dataframe(lesson.table, hide_index=True, column_config=common.number_config(lesson.table))
+            common.halt()
+        ui.render_guard(view)
+        st.vega_lite_chart(ui.ema_spec(trained, layer, j), width="stretch")
+        unit = ui.unit_view(trained, layer, j)
+        st.markdown(unit.sentence.text)
+        st.caption(unit.legend)
+        st.markdown("**Biased vs unbiased variance.** The forward pass divides by m; the EMA stores σ²_B · m/(m−1):")
+        st.latex(ui.bessel_latex(unit.bessel))
+        st.markdown(unit.bessel_text.text)
+        common.download_csv(unit.csv, f"running_stats_layer{layer}_unit{j}.csv", "Statistics (CSV)", icon=CSV_ICON)
 
-    st.subheader("2 · Same batch, two modes")
-    st.latex(
-        r"y_{\rm train} = \gamma\,\frac{x-\mu_\mathcal{B}}{\sqrt{\sigma^2_\mathcal{B}+\epsilon}}+\beta"
-        r"\qquad\qquad y_{\rm eval} = \gamma\,\frac{x-\texttt{running\_mean}}{\sqrt{\texttt{running\_var}+\epsilon}}"
-        r"+\beta"
-    )
-    widgets.grid_slider(ui.STATE, "n", "Test images fed through the layer", fmt="{:.0f}")
-    n = int(ui.STATE["n"])
-    tm = common.run(ui.modes_view, cfg, n, layer, j, label="Feeding the batch…")
-    if tm is not None:
-        for impl, text in tm["errors"].items():
-            st.warning(f"Train mode with a batch of 1 ({impl}):\n\n`{text}`")
-        st.vega_lite_chart(ui.modes_spec(cfg, n, layer), width="stretch")
-        if not tm["errors"]:
-            st.markdown(tm["sentence"])
+    with common.section("2 · Same batch, two modes"):
+        st.latex(ui.MODES_TEX)
+        widgets.grid_slider(ui.STATE, "n", "Test images fed through the layer", fmt="{:.0f}")
+        n = int(ui.STATE["n"])
+        gaps = ui.render_guard(view).gaps[layer - 1]
+        tm = common.run(ui.modes_view, trained, n, layer, j, label="Feeding the batch…")
+        common.need(tm)
+        for e in tm.errors:
+            st.warning(f"Train mode with a batch of 1 ({e.impl}):\n\n`{e.text}`", icon=":material/block:")
+        st.vega_lite_chart(ui.modes_spec(trained, n, layer), width="stretch")
+        st.markdown(tm.sentence.text)
+        if tm.why is not None:
             st.markdown(f"**Why they differ**, for unit {j}: the two modes normalize with different numbers.")
-            st.dataframe(tm["why"], hide_index=True, column_config=ui.number_columns(tm["why"], "%.5f"))
-    size_spec, step_spec = ui.gap_specs(cfg, layer)
-    a, b = st.columns(2)
-    a.vega_lite_chart(size_spec, width="stretch")
-    b.vega_lite_chart(step_spec, width="stretch")
-    st.markdown(view["gap"][layer])
+            st.dataframe(tm.why, hide_index=True, column_config=common.number_config(tm.why, 5))
+        size_spec, step_spec = ui.gap_specs(trained, layer)
+        a, b = st.columns(2)
+        a.vega_lite_chart(size_spec, width="stretch")
+        b.vega_lite_chart(step_spec, width="stretch")
+        st.markdown(f"{gaps.by_size.text} {gaps.by_step.text}")
 
-    st.subheader("3 · Misconception labs")
-    widgets.choice(ui.STATE, "lab", "Lab", style="segmented", fmt=ui.LABS.get)
-    lab = ui.STATE["lab"]
-    st.markdown(ui.LAB_TEXT[lab])
-    lab_frame = ui.LAB_RENDERERS[lab](cfg)
-    if lab_frame is not None:
-        common.download_csv(lab_frame, f"lab_{lab}.csv", "⬇️ This lab's numbers (CSV)")
+    with common.section("3 · Misconception labs"):
+        ui.render_guard(view)
+        widgets.choice(ui.STATE, "lab", "Lab", style="segmented", fmt=ui.lab_label)
+        lab = ui.lab_key(ui.STATE["lab"])  # never None: a deselected control falls back to the default lab
+        st.markdown(ui.lab_text(lab))
+        lab_frame = ui.render_selected(lab, trained)
+        if lab_frame is not None:
+            common.download_csv(lab_frame, f"lab_{lab}.csv", "This lab's numbers (CSV)", icon=CSV_ICON)
 
-    st.subheader("4 · BN folding for deployment")
-    st.latex(
-        r"W' = \frac{\gamma}{\sigma}\,W, \qquad b' = \frac{\gamma\,(b-\texttt{running\_mean})}{\sigma}+\beta,"
-        r"\qquad \sigma = \sqrt{\texttt{running\_var}+\epsilon}"
-    )
-    widgets.choice(ui.STATE, "fold", "Network", style="radio", fmt=ui.FOLD_NAMES.get)
-    fold = common.run(ui.fold_view, cfg, ui.STATE["fold"], label="Folding and timing…")
-    if fold is not None:
-        st.markdown(fold[0])
-        st.vega_lite_chart(ui.fold_spec(cfg, ui.STATE["fold"]), width="stretch")
-        st.dataframe(fold[1], hide_index=True, column_config=ui.FOLD_COLUMNS)
-    st.caption(ui.FOLD_NOTE)
+    with common.section("4 · BN folding for deployment"):
+        st.latex(ui.FOLD_TEX)
+        st.caption(ui.FOLD_NOTE)
+        ui.render_guard(view)
+        widgets.choice(ui.STATE, "fold", "Network", style="radio", fmt=ui.FOLD_NAMES.get)
+        fold = common.run(ui.fold_view, trained, ui.STATE["fold"], label="Folding and timing…")
+        common.need(fold)
+        st.markdown(f"{fold.verdicts.exact.text} {fold.verdicts.speed.text}")
+        st.vega_lite_chart(ui.fold_spec(trained, ui.STATE["fold"]), width="stretch")
+        st.dataframe(fold.checks, hide_index=True, column_config=ui.FOLD_COLUMNS)
 
-    common.takeaway(
-        "Train mode normalizes with the batch and updates an EMA; eval mode uses that EMA. Call `model.eval()` "
-        "to predict, keep BN in eval mode when fine-tuning a frozen backbone, and recompute the statistics "
-        "(precise BN, AdaBN) when the EMA is stale or the data has moved."
-    )
+    common.takeaway(ui.TAKEAWAY)
     common.try_this(*ui.TRY_THIS)
-    st.markdown("**Check yourself**")
-    for question, answer in ui.QUESTIONS:
-        st.markdown(question)
-        with st.expander("Answer"):
-            st.markdown(answer)
+    if view is not None:
+        quiz.check_yourself(ui.PAGE_ID, ui.quiz_questions(trained))

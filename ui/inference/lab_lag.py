@@ -1,0 +1,66 @@
+"""Train vs Inference, lab 5: the EMA lag at a high learning rate, against precise BN."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from bn_core.experiments.inference import InferenceConfig, LagResult, lag_lab, lag_verdict
+from ui import charts, common, widgets
+from ui.inference.page import DEFAULTS, STATE
+from ui.inference.run import compute
+
+TITLE = "EMA lag"
+TEXT = (
+    "**EMA lag.** The EMA mixes statistics of *past* weights. At a high learning rate the weights move fast, "
+    "so the EMA trails the population statistics of the current weights (precise BN). The page's run is "
+    "compared with the same run at a higher learning rate; precise BN is recomputed every "
+    f"{DEFAULTS.precise_every} steps."
+)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def lag(cfg: InferenceConfig, lag_lr: float, _progress=None) -> LagResult:
+    """The page's run next to the same run at a higher learning rate (itself a cached page run)."""
+    return lag_lab(compute(cfg), compute(replace(cfg, lr=lag_lr), _progress=_progress))
+
+
+def _accuracy_panel(trace: pd.DataFrame) -> alt.Chart:
+    names = {"acc_ema": "EMA (running stats)", "acc_precise": "precise BN"}
+    acc = trace[trace["metric"] != "stat_error"].assign(statistics=lambda f: f["metric"].map(names))
+    return (
+        alt.Chart(acc)
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=alt.X("step:Q", title="step"),
+            y=alt.Y("value:Q", title="test accuracy", scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N", scale=alt.Scale(range=charts.PALETTE)),
+            strokeDash=alt.StrokeDash("statistics:N", title="eval with", sort=list(names.values())),
+            tooltip=["run:N", "statistics:N", "step:Q", alt.Tooltip("value:Q", format=".3f", title="accuracy")],
+        )
+        .properties(height=240, width=280)
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
+    trace = lag(cfg, lag_lr).trace
+    err = trace[trace["metric"] == "stat_error"]
+    right = charts.lines(err, color="run", x_title="step", y_title="|running_mean − population mean| / std",
+                         height=240).properties(width=280)  # fmt: skip
+    return alt.hconcat(_accuracy_panel(trace), right).resolve_scale(color="shared").to_dict()
+
+
+def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
+    widgets.grid_slider(STATE, "lag_lr", "High learning rate to compare with", fmt="{:g}")
+    lag_lr = float(STATE["lag_lr"])
+    r = common.run(lag, cfg, lag_lr, label=f"Training at lr {lag_lr:g}…")
+    if r is None:
+        return None
+    st.vega_lite_chart(lag_spec(cfg, lag_lr), width="stretch")
+    st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
+    st.warning(lag_verdict(r).text, icon=":material/balance:")
+    return r.trace
