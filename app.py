@@ -22,9 +22,10 @@ def _tune_runtime() -> dict:
 
 st.set_page_config(page_title="BatchNorm Lab", page_icon=":material/science:", layout="wide")
 _tune_runtime()
-current = st.navigation(
-    [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0) for i, p in enumerate(nav.PAGES)]
-)
-for notice in sidebar.render():
+pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0)
+         for i, p in enumerate(nav.PAGES)}  # fmt: skip
+aliases = [st.Page(sidebar.hand_over(pages[path]), title=name, url_path=name) for name, path in nav.ALIASES.items()]
+current = st.navigation([*pages.values(), *aliases], position="hidden")
+for notice in sidebar.render(pages.values()):
     st.warning(notice, icon=":material/link:")
 current.run()

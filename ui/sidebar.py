@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import streamlit as st
 
 from ui import classroom, widgets
@@ -10,14 +12,27 @@ from ui.state import Field, PageState
 GLOBAL = PageState("global", [Field("seed", 0, "int", 0, 2**31 - 1, label="global seed")])
 
 
-def render() -> list[str]:
-    """Draw the shared sidebar; return notices about the global URL parameters."""
+def hand_over(target: st.Page) -> Callable[[], None]:
+    """An alias page's body: switch to ``target``, keeping the link's parameters."""
+
+    def alias() -> None:
+        st.switch_page(target, query_params=st.query_params.to_dict())
+
+    alias.__name__ = f"alias_to_{target.url_path or 'home'}".replace("-", "_")
+    return alias
+
+
+def render(pages: Iterable[st.Page]) -> list[str]:
+    """Draw the shared sidebar (navigation, device, seed, live class); return notices about the URL's global keys."""
     import torch
 
     from bn_core.device import device_label, pick_device
 
     notices = GLOBAL.load(report_unknown=False)
     with st.sidebar:
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon, width="stretch")
+        st.divider()
         device = pick_device()
         badge = ":material/memory:" if device.type in ("cuda", "mps") else ":material/computer:"
         st.markdown(f"**Device** {badge} `{device_label(device)}`  \n**torch** `{torch.__version__}`")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import welcome as ui
 
-st.title("🧪 BatchNorm Lab")
+st.title("BatchNorm Lab")
 st.markdown(ui.INTRO)
 ui.equations()
 st.subheader("Lesson plan")

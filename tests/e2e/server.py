@@ -98,3 +98,25 @@ def wait_for_page(page, min_charts: int = 0, timeout_ms: int = 120_000) -> None:
             timeout=timeout_ms,
         )
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
+
+
+def settle(page, min_charts: int = 0, timeout_ms: int = 120_000) -> None:
+    """After an interaction: give the rerun a moment to start, then wait until it has finished."""
+    page.wait_for_timeout(400)
+    wait_for_page(page, min_charts=min_charts, timeout_ms=timeout_ms)
+    page.wait_for_timeout(200)
+    wait_for_page(page, min_charts=min_charts, timeout_ms=timeout_ms)
+
+
+def url_params(page) -> dict[str, str]:
+    """The query parameters of the page's current URL."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(page.url).query, keep_blank_values=True))
+
+
+def exceptions_and_failures(page) -> list[str]:
+    """Tracebacks and the scaffold's "went wrong" / "failed" boxes on screen."""
+    boxes = page.locator("[data-testid=stException]").all_inner_texts()
+    alerts = page.locator("[data-testid=stAlert]").all_inner_texts()
+    return boxes + [a for a in alerts if "went wrong" in a or "section failed" in a or "computation failed" in a]
