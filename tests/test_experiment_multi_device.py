@@ -180,6 +180,15 @@ def test_takeaway_both_ways():
     assert not slow.holds and "only 30.0 %" in slow.text and "0.00625" in slow.text  # 0.1 × 2 / 32
 
 
+def test_sweep_estimate_from_the_measured_step_times():
+    cfg = ReplicaSweepConfig(sizes=(2, 16), epochs=1.0)  # ⌈1347/4⌉ + ⌈1347/32⌉ = 337 + 43 = 380 steps
+    slow = verdicts.sweep_estimate(cfg, fake(sync_ms=8.0, per_ms=2.0))  # + GN 1.0 ms: 11 ms per lockstep step
+    assert slow.holds and "380 steps" in slow.text and "about 4.2 s" in slow.text
+    quick = verdicts.sweep_estimate(cfg, fake(sync_ms=2.0, per_ms=1.0))
+    assert not quick.holds and "about 1.5 s" in quick.text  # 380 × 4 ms = 1.52 s
+    assert "about" not in verdicts.sweep_estimate(cfg, None).text  # nothing measured yet: no number
+
+
 # ---------------------------------------------------------------------------
 # Questions: answers equal the numbers recomputed from the result, for two seeds
 # ---------------------------------------------------------------------------

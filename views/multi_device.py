@@ -55,7 +55,7 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
             st.info("Turn on the sweep to train 4 sizes × 3 methods per seed on real workers (with a progress bar).")
             common.halt()
         sweep_cfg = ui.sweep_config()
-        sweep = common.run(ui.compute_sweep, sweep_cfg, label="Training 4 sizes × 3 methods…")
+        sweep = common.run(ui.compute_sweep, sweep_cfg, label=verdicts.sweep_estimate(sweep_cfg, result).text)
         common.need(sweep)
         st.vega_lite_chart(ui.replica_sweep_spec(sweep_cfg), width="stretch")
         st.markdown(verdicts.sweep_verdict(sweep).text)

@@ -23,7 +23,7 @@ STATE = PageState(
         Field("layer", 1, "choice", choices=(1, 2), label="BN layer"),
         Field("sweep", False, "bool", label="accuracy sweep"),
         Field("seeds", 1, "int", 1, 3, label="sweep seeds"),
-        Field("epochs", 2.0, "float", 1, 3, choices=EPOCH_GRID, label="sweep epochs"),
+        Field("epochs", 1.0, "float", 1, 3, choices=EPOCH_GRID, label="sweep epochs"),
     ],
     presets={
         "Class default: 2 ranks × 4 images": {"W": 2, "b": 4.0, "steps": DEFAULTS.steps},

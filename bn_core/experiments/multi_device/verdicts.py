@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bn_core.distributed import LR_REFERENCE_BATCH
 from bn_core.experiments.multi_device.base import MIN_PER_REPLICA_IMAGES
-from bn_core.experiments.multi_device.replica_sweep import ReplicaSweepResult
+from bn_core.experiments.multi_device.replica_sweep import ReplicaSweepConfig, ReplicaSweepResult, lockstep_steps
 from bn_core.experiments.multi_device.stats import StatsResult
 from bn_core.verdict import Verdict, num, pct, ratio
 
@@ -23,6 +23,8 @@ __all__ = [
     "SCATTER_MIN",
     "TRAINED_MIN_ACC",
     "conclusion",
+    "sweep_estimate",
+    "SLOW_S",
     "equivalence_verdict",
     "oversubscribed",
     "shard_lesson",
@@ -47,6 +49,8 @@ OVERHEAD_NOTICEABLE = 1.05
 # With 1–3 seeds × 2 ranks the accuracies' lowest–highest band is a few points wide: a gap
 # under 5 points could be seed noise.
 DEGRADE_GAP = 0.05
+# Anything slower than this gets an estimate before it starts (issue 16: estimate anything over 2 s).
+SLOW_S = 2.0
 # 10 digit classes: chance is 10 %. Above 50 % test accuracy the net has clearly learned.
 TRAINED_MIN_ACC = 0.5
 
@@ -148,6 +152,17 @@ def time_verdict(r: StatsResult) -> Verdict:
         return Verdict(True, f"{head}.")
     noise = pct(OVERHEAD_NOTICEABLE - 1, 0)
     return Verdict(False, f"{head}: within the {noise} that such timings wobble by, no measurable cost.")
+
+
+def sweep_estimate(cfg: ReplicaSweepConfig, r: StatsResult | None) -> Verdict:
+    """Claim: the sweep takes a while. Estimated from the step times this server just measured (section 4)."""
+    steps = lockstep_steps(cfg)
+    what = f"{len(cfg.sizes)} sizes × 3 methods × {_plural(cfg.n_seeds, 'seed')}, {steps:,} steps of each method"
+    if r is None or not r.per_replica_trained:
+        return Verdict(True, f"Training {what}…")
+    seconds = steps * sum(r.step_ms[v] for v in ("per_replica", "sync", "group")) / 1e3
+    about = f"about {num(seconds, 2)} s at the step times measured above"
+    return Verdict(seconds > SLOW_S, f"Training {what} ({about})…")
 
 
 def _points(high: float, low: float) -> float:
