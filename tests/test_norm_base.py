@@ -220,6 +220,25 @@ def test_momentum_outside_0_1_is_refused_at_construction():
     assert ema_weight(None, 4) == 0.25 and ema_weight(0.1, 4) == 0.1
 
 
+def test_the_documented_differences_from_torch(gen):
+    """docs/layers.md lists where the twins differ from torch on purpose; each stays so."""
+    with pytest.raises(ValueError, match="num_groups must be at least 1"):
+        layers.ManualGroupNorm(0, 4)
+    tracked = layers.ManualInstanceNorm1d(3, track_running_stats=True)
+    assert nn.InstanceNorm1d(3, track_running_stats=True)(torch.randn(2, 3, 5, dtype=F64)).dtype == F64  # torch
+    with pytest.raises(RuntimeError, match="mixed dtype"):
+        tracked(torch.randn(2, 3, 5, dtype=F64))
+    tracked(torch.randn(4, 3, 5, generator=gen))
+    before = tracked.running_mean.clone()
+    tracked(torch.zeros(0, 3, 5))
+    assert torch.equal(tracked.running_mean, before), "an empty batch leaves the buffers (torch: NaN)"
+    gn = layers.ManualGroupNorm(2, 4)
+    gn(torch.zeros(2, 4, 0, requires_grad=True)).sum().backward()
+    assert torch.equal(gn.weight.grad, torch.zeros(4))
+    with pytest.raises(RuntimeError, match="floating-point"):
+        layers.ManualBatchNorm1d(3)(torch.ones(4, 3, dtype=torch.long))
+
+
 # -- construction: factory kwargs, reset_parameters, repr, old checkpoints ------------------------------
 
 TWIN_CTORS = [(BN1, (3,)), (BN2, (3,)), (BN3, (3,)), (GN, (2, 4)), (LN, ([2, 3],)), (IN1, (3, 1e-5, 0.1, True, True))]

@@ -72,7 +72,9 @@ class ManualGroupNorm(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if num_groups < 1 or num_channels % num_groups != 0:
+        if num_groups < 1:
+            raise ValueError(f"num_groups must be at least 1, got {num_groups}: the group count G must divide C.")
+        if num_channels % num_groups != 0:
             raise ValueError(
                 f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups}): "
                 f"the group count G={num_groups} must divide the channel count C={num_channels}."
