@@ -244,3 +244,22 @@ def test_check_yourself_answers_come_from_the_numbers_on_the_page(seed):
     assert sum(el.value.startswith("Right.") for el in at.success) == 2
     _quiz_box(at, "gap_factor").set_value(a / b * 1.5).run()
     assert any(el.value.startswith("Not quite.") for el in at.error)
+
+
+def test_a_diverged_run_says_diverged_at_step_k_in_each_section(monkeypatch):
+    """No control makes this net diverge (BN keeps even lr 10 finite), so the training data is poisoned."""
+    import math
+
+    from bn_core.data import DataConfig, DataSplit, load_dataset
+    from bn_core.experiments.inference import run_inference
+
+    clean = load_dataset(DataConfig("digits"))
+    poisoned = DataSplit(**{**vars(clean), "x_train": clean.x_train.clone()})
+    poisoned.x_train[:, 5] = math.inf  # every batch's loss is NaN at step 1
+    monkeypatch.setattr("ui.inference.run.run_inference", lambda cfg, progress=None: run_inference(cfg, data=poisoned))
+    at = open_page(PAGE, query={"seed": "97", "steps": "60"})  # a config no other test caches
+    assert_clean(at)
+    errors = [e for e in alerts(at, "error") if "diverged at step 1" in e]
+    assert len(errors) == 4  # sections 1–4 each say it in place
+    assert not charts(at) and "Check yourself" in [h.value for h in at.subheader]
+    assert at.markdown and "PyTorch momentum 0.1 = Keras momentum 0.9" in _markdown(at, "PyTorch momentum 0.1")

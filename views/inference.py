@@ -69,10 +69,10 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
         st.markdown(f"{gaps.by_size.text} {gaps.by_step.text}")
 
     with common.section("3 · Misconception labs"):
-        ui.render_guard(view)
         widgets.choice(ui.STATE, "lab", "Lab", style="segmented", fmt=ui.lab_label)
         lab = ui.lab_key(ui.STATE["lab"])  # never None: a deselected control falls back to the default lab
         st.markdown(ui.lab_text(lab))
+        ui.render_guard(view)
         lab_frame = ui.render_selected(lab, trained)
         if lab_frame is not None:
             common.download_csv(lab_frame, f"lab_{lab}.csv", "This lab's numbers (CSV)", icon=CSV_ICON)
@@ -80,8 +80,8 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
     with common.section("4 · BN folding for deployment"):
         st.latex(ui.FOLD_TEX)
         st.caption(ui.FOLD_NOTE)
-        ui.render_guard(view)
         widgets.choice(ui.STATE, "fold", "Network", style="radio", fmt=ui.FOLD_NAMES.get)
+        ui.render_guard(view)
         fold = common.run(ui.fold_view, trained, ui.STATE["fold"], label="Folding and timing…")
         common.need(fold)
         st.markdown(f"{fold.verdicts.exact.text} {fold.verdicts.speed.text}")
