@@ -1,12 +1,12 @@
 """Why BN Works: the default tab cold, each heavier tab's experiment, the hooks' overhead, page reruns.
 
-* ``why_default_s``: :func:`run_noisy` at the page's default (3 nets × 300 steps): what the
+* ``why_default_s``: :func:`run_noisy` at the page's default (3 nets × 200 steps): what the
   first student to open the page waits for (the goal: ≤ 3 s on the 2-core box).
 * ``why_noisy_hook_overhead``: the same three runs with the weight recorder vs without
   (interleaved, ratio; the scale-invariance tab's records must not make tab 1 slow).
 * ``why_ics_s``, ``why_landscape_s``: the two tabs behind a button, at their defaults.
 * ``why_scale_ms``, ``why_jacobian_s``: the two tabs that compute on opening.
-* ``why_rerun_ms`` / ``why_rerun_cached_ms``: an AppTest rerun of the default tab after a
+* ``why_rerun_ms`` / ``why_rerun_cached_ms``: an AppTest rerun of the page (``views/why.py``) after a
   control change whose result is cached but whose chart is new, then a change back to a
   seen view (every spec cached): what a class mostly hits.
 
@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 
 from bench.common import Result, interleaved_ratio, median_time, rerun_times
-from bn_core.experiments.why import digits, initial_model
-from bn_core.experiments.why_ics import ICSConfig, run_ics
-from bn_core.experiments.why_jacobian import JacobianConfig, run_jacobian
-from bn_core.experiments.why_landscape import LandscapeConfig, run_landscape
-from bn_core.experiments.why_noisy import NoisyConfig, WeightRecorder, _configs, run_noisy
-from bn_core.experiments.why_scale import ScaleConfig, run_scale
+from bn_core.experiments.why.common import NOISY_BN, digits, initial_model
+from bn_core.experiments.why.ics import ICSConfig, run_ics
+from bn_core.experiments.why.jacobian import JacobianConfig, run_jacobian
+from bn_core.experiments.why.landscape import LandscapeConfig, run_landscape
+from bn_core.experiments.why.noisy import NoisyConfig, run_noisy, train_configs
+from bn_core.experiments.why.scale import ScaleConfig, run_scale
+from bn_core.experiments.why.weights import WeightRecorder
 from bn_core.noisy_bn import NoisyBNFactory
 from bn_core.train import train
 
@@ -46,8 +47,8 @@ def _timed(name: str, fn: Callable[[], object], repeats: int, unit: str = "s", g
 
 def _three_runs(cfg: NoisyConfig, hooked: bool) -> None:
     split = digits()
-    for name, train_cfg in _configs(cfg).items():
-        factory = NoisyBNFactory(cfg.n_mu, cfg.n_sigma, seed=cfg.seed) if name == "noisy BN" else None
+    for name, train_cfg in train_configs(cfg).items():
+        factory = NoisyBNFactory(cfg.n_mu, cfg.n_sigma, seed=cfg.seed) if name == NOISY_BN else None
         hook = None
         if hooked:
             initial = [b.linear.weight for b in initial_model(train_cfg, split).blocks]

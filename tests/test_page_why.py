@@ -1,4 +1,4 @@
-"""Why BN Works page in AppTest: every tab, every control group, presets, bad input, divergence, URL round trips.
+"""Why BN Works page in AppTest: every tab, its controls, presets, bad input, divergence, the debate, the quiz.
 
 Heavier tabs are opened through the URL with small step counts, so the whole file stays quick.
 """
@@ -30,6 +30,10 @@ def _table(at, column: str):
     return next(df.value for df in at.dataframe if column in getattr(df.value, "columns", []))
 
 
+def _answer_box(at, key: str):
+    return next(w for w in at.number_input if str(w.key).startswith(f"quiz:why:{key}:"))
+
+
 @pytest.fixture(scope="module")
 def default_page():
     at = open_page(PAGE)
@@ -45,12 +49,28 @@ def test_default_view_trains_three_nets_and_says_what_it_measured(default_page):
     assert [t.label for t in at.tabs] == list(ui.TABS)
     assert len(charts(at)) == 3  # accuracy, loss, layer-input bands
     verdict = _markdown(at, "Final test accuracy")
-    assert "noisy net trains as well as BN" in verdict or "nearly as well as" in verdict
+    assert "the noisy net trains **as well as** BN" in verdict or "nearly as well as" in verdict
     table = _table(at, "test accuracy").set_index("variant")
     assert table.loc["noisy BN", "test accuracy"] >= 0.9 * table.loc["BN", "test accuracy"]
     assert set(table["status"]) == {f"trained {ui.NOISY.steps} steps"}
     assert not alerts(at, "error") and not alerts(at, "warning")
     assert at.query_params["tab"] == "Noisy BN" and at.query_params["n_mu"] == "2"
+
+
+def test_the_printed_ratio_is_the_quotient_of_the_printed_accuracies(default_page):
+    verdict = _markdown(default_page, "Final test accuracy")
+    q, a, b = re.search(r"noisy ÷ BN = (\d+\.\d+)× \((\d+\.\d) vs (\d+\.\d) %\)", verdict).groups()
+    assert f"{float(a) / float(b):.2f}" == q
+
+
+def test_at_learning_rate_100_the_page_says_no_net_trained():
+    """Issue 12: every net at chance; the page must not say the noisy net trains as well as BN."""
+    at = open_page(PAGE, query={"lr": "100", "steps": "50"})
+    assert_clean(at)
+    verdict = _markdown(at, "No net trained at this learning rate")
+    assert "η = 100" in verdict and "as well as" not in verdict
+    assert "cannot test the stable-distribution story" in " ".join(s.value for s in at.success)
+    assert "cannot test it" in _markdown(at, "Internal covariate shift")
 
 
 def test_zero_noise_makes_noisy_bn_identical_to_bn():
@@ -60,7 +80,7 @@ def test_zero_noise_makes_noisy_bn_identical_to_bn():
     assert_clean(at)
     table = _table(at, "test accuracy").set_index("variant").drop(columns="status")
     assert table.loc["noisy BN"].equals(table.loc["BN"])
-    assert "100.0% of its accuracy" in _markdown(at, "Final test accuracy")
+    assert "noisy ÷ BN = 1.00×" in _markdown(at, "Final test accuracy")
 
 
 def test_layer_and_view_controls_change_the_distribution_chart():
@@ -71,7 +91,7 @@ def test_layer_and_view_controls_change_the_distribution_chart():
     assert_clean(at)
     spec = charts(at)[2].proto.spec
     assert spec != before and "all units" in spec
-    assert "layer 1's input" in _markdown(at, "Final test accuracy")
+    assert "layer 1's input median (all units' pooled)" in _markdown(at, "Final test accuracy")
     assert at.query_params["view"] == "pre" and at.query_params["layer"] == "1"
 
 
@@ -91,21 +111,26 @@ def test_switching_tabs_runs_only_the_open_tab():
     assert_clean(at)
     assert at.query_params["tab"] == "ICS"
     assert not charts(at), "ICS waits for its button; the noisy-BN charts are not drawn"
-    assert any(b.label.startswith("▶ Train both nets and measure ICS") for b in at.button)
+    assert any(b.label == "Train both nets and measure ICS" for b in at.button)
+    assert "The ICS tab has not run yet" in _markdown(at, "Internal covariate shift")
 
 
 # -- tab 2: ICS ------------------------------------------------------------------------------
 
 
-def test_ics_button_trains_and_measures():
+def test_ics_button_trains_measures_and_the_debate_reports_it():
     at = open_page(PAGE, query={"tab": "ICS", "ics_steps": "50"})
     assert not charts(at)
     next(b for b in at.button if "measure ICS" in b.label).click().run()
     assert_clean(at)
     assert len(charts(at)) == 2
-    verdict = _markdown(at, "cos(G, G′)")
+    verdict = _markdown(at, "cos(G, G′) = ")
     assert "with BN" in verdict and "Final test accuracy" in verdict
     assert at.query_params["ics_run"] == "1"
+    cos_bn, cos_plain = re.search(r"cos\(G, G′\) = \*\*(\S+)\*\* with BN, \*\*(\S+)\*\* without", verdict).groups()
+    debate = _markdown(at, "Internal covariate shift")
+    assert f"cos(G, G′) {cos_bn} with BN vs {cos_plain} without" in debate
+    assert "no sign" not in debate
 
 
 def test_ics_link_round_trips_to_the_same_numbers():
@@ -113,8 +138,8 @@ def test_ics_link_round_trips_to_the_same_numbers():
     assert_clean(first)
     link = {k: first.query_params[k] for k in first.query_params}
     second = open_page(PAGE, query=link)
-    assert _markdown(second, "cos(G, G′)") == _markdown(first, "cos(G, G′)")
-    assert "layers 2 … 5" in _markdown(second, "cos(G, G′)")
+    assert _markdown(second, "cos(G, G′) = ") == _markdown(first, "cos(G, G′) = ")
+    assert "layers 2 … 5" in _markdown(second, "cos(G, G′) = ")
 
 
 # -- tab 3: landscape ------------------------------------------------------------------------
@@ -126,15 +151,18 @@ def test_landscape_tab_draws_three_bands_and_compares_them():
     assert len(charts(at)) == 3
     verdict = _markdown(at, "gradient-predictiveness band")
     assert "β-smoothness" in verdict and len(_numbers(verdict)) >= 6
+    assert "the Landscape tab finds" in _markdown(at, "A smoother landscape")
 
 
 @pytest.mark.parametrize("query", [SMALL_LAND, SMALL_ICS])
-def test_a_diverging_learning_rate_is_reported_not_crashed(query):
+def test_a_diverging_learning_rate_is_reported_in_place_not_crashed(query):
     prefix = "land" if query is SMALL_LAND else "ics"
     at = open_page(PAGE, query={**query, f"{prefix}_lr": "10"})  # the plain 3-layer ReLU net blows up
     assert_clean(at)
     warnings = " ".join(alerts(at, "warning"))
-    assert re.search(r"no BN\*\* diverged at step \d+", warnings), warnings
+    step = re.search(r"no norm\*\* diverged at step (\d+)", warnings)
+    assert step, warnings
+    assert _markdown(at, f"no norm diverged at step {step.group(1)}"), "the verdict says it in place of the accuracy"
     assert charts(at), "the records up to the divergence are still drawn"
 
 
@@ -152,7 +180,7 @@ def test_scale_identities_hold_for_every_alpha_on_the_slider():
         errors = table[~table["identity"].str.startswith("tan")][["error (manual)", "error (torch)"]]
         assert (errors.to_numpy() < 1e-6).all(), table
         assert f"At α = {alpha:g}" in _markdown(at, "both identities hold to")
-    assert "In the BN net, the mean ‖W‖" in _markdown(at, "In the BN net")
+    assert "In the BN net the mean ‖W‖" in " ".join(s.value for s in at.success)
 
 
 def test_pytorch_eps_breaks_the_invariance_for_small_weights():
@@ -179,14 +207,32 @@ def test_jacobian_tab_shows_singular_values_and_gradient_norms():
     ("query", "phrase"),
     [({"jac_batch": "1"}, "batch of at least 2"), ({"jac_batch": "64", "jac_width": "64"}, "N·W ≤ 1024")],
 )
-def test_invalid_jacobian_combinations_get_a_clear_error(query, phrase):
+def test_invalid_jacobian_combinations_fail_alone(query, phrase):
     at = open_page(PAGE, query={"tab": "Jacobians", **query})
     assert_clean(at)
     assert any(phrase in e for e in alerts(at, "error")), alerts(at)
+    assert "could not run with its current controls" in _markdown(at, "Gradient explosion")  # the page goes on
+    assert any(str(w.key).startswith("quiz:why:") for w in at.number_input)
     at.slider(key="why:jac_batch").set_value(8).run()
     at.radio(key="why:jac_width").set_value(16).run()
     assert_clean(at)
     assert not alerts(at, "error") and len(charts(at)) == 3
+
+
+# -- check yourself --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_check_yourself_answers_come_from_the_numbers_on_the_page(seed):
+    at = open_page(PAGE, query={"steps": "50", "seed": seed})
+    table = _table(at, "test accuracy").set_index("variant")
+    live = round(100 * float(table.loc["noisy BN", "test accuracy"]), 1)
+    _answer_box(at, "noisy_acc").set_value(live + 5).run()
+    assert any("Not quite" in e for e in alerts(at, "error"))
+    _answer_box(at, "noisy_acc").set_value(live).run()
+    assert_clean(at)
+    assert any(s.value.startswith("Right.") and f"{live} %" in s.value for s in at.success)
+    assert "noisy_acc" not in " ".join(at.query_params.keys()), "answers never go into the URL"
 
 
 # -- bad links and extreme widgets -----------------------------------------------------------

@@ -14,6 +14,10 @@ from typing import TypeVar
 import streamlit as st
 
 from bn_core.experiments.why.debate import DebateSummary, debate, evidence
+from bn_core.experiments.why.ics import ICSConfig
+from bn_core.experiments.why.jacobian import JacobianConfig
+from bn_core.experiments.why.landscape import LandscapeConfig
+from bn_core.experiments.why.noisy import NoisyConfig
 from ui.why import ics, jacobian, landscape, noisy
 from ui.why.shared import STATE
 
@@ -32,17 +36,34 @@ def _quiet(fn: Callable[..., T], cfg: object) -> T | None:
         return None
 
 
-def summary() -> DebateSummary:
-    """The five accounts, from the tabs' results with the current controls."""
-    with st.spinner("Gathering what the tabs measured…"):
-        result = _quiet(noisy.compute, noisy.config())
-        ev = None if result is None else evidence(result, int(STATE["layer"]), str(STATE["view"]))
-        ics_r = _quiet(ics.compute, ics.config()) if STATE["ics_run"] else None
-        land_r = _quiet(landscape.compute, landscape.config()) if STATE["land_run"] else None
-        jac_r = _quiet(jacobian.compute, jacobian.config())
+@st.cache_data(max_entries=64, show_spinner="Gathering what the tabs measured…")
+def _summary(
+    noisy_cfg: NoisyConfig,
+    layer: int,
+    view: str,
+    ics_cfg: ICSConfig | None,
+    land_cfg: LandscapeConfig | None,
+    jac_cfg: JacobianConfig,
+) -> DebateSummary:
+    result = _quiet(noisy.compute, noisy_cfg)
+    ics_r = None if ics_cfg is None else _quiet(ics.compute, ics_cfg)
+    land_r = None if land_cfg is None else _quiet(landscape.compute, land_cfg)
+    jac_r = _quiet(jacobian.compute, jac_cfg)
     return debate(
-        ev,
+        None if result is None else evidence(result, layer, view),
         None if ics_r is None else ics_r.summary,
         None if land_r is None else land_r.summary,
         None if jac_r is None else jac_r.summary,
+    )
+
+
+def summary() -> DebateSummary:
+    """The five accounts, from the tabs' results with the current controls."""
+    return _summary(
+        noisy.config(),
+        int(STATE["layer"]),
+        str(STATE["view"]),
+        ics.config() if STATE["ics_run"] else None,
+        landscape.config() if STATE["land_run"] else None,
+        jacobian.config(),
     )

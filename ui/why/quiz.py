@@ -6,21 +6,30 @@ draws them.
 
 from __future__ import annotations
 
+import streamlit as st
+
+from bn_core.experiments.why.noisy import NoisyConfig
 from bn_core.experiments.why.quiz import questions as build
+from bn_core.experiments.why.scale import ScaleConfig
 from bn_core.quiz import Question
 from ui.why import noisy, scale
 
 PAGE_ID = "why"
 
 
-def questions() -> tuple[Question, ...]:
-    """The page's questions with the current controls (none when the Noisy BN tab cannot run)."""
+@st.cache_data(max_entries=64, show_spinner=False)
+def _questions(noisy_cfg: NoisyConfig, scale_cfg: ScaleConfig) -> tuple[Question, ...]:
     try:
-        trained = noisy.compute(noisy.config())
+        trained = noisy.compute(noisy_cfg)
     except ValueError:
-        return ()
+        return ()  # the Noisy BN tab says why it cannot run
     try:
-        layer = scale.compute(scale.config())
+        layer = scale.compute(scale_cfg)
     except ValueError:
         layer = None
     return build(trained, layer)
+
+
+def questions() -> tuple[Question, ...]:
+    """The page's questions with the current controls (none when the Noisy BN tab cannot run)."""
+    return _questions(noisy.config(), scale.config())

@@ -84,7 +84,7 @@ def stability_evidence(noisy: NoisyEvidence | None) -> tuple[str | None, str]:
     if kind in ("untrained", "bn_failed", "no_advantage"):
         return None, f"The Noisy BN tab cannot test it at its current settings: {takeaway.text}"
     if takeaway.holds:
-        q = num(noisy.comparison.quotient)
+        q = f"{noisy.comparison.quotient:.2f}"  # the quotient as the Noisy BN tab prints it
         return "not needed", (
             f"In the Noisy BN tab a net with far less stable layer inputs keeps BN's lead ({q}× BN's accuracy)."
         )
@@ -124,8 +124,10 @@ def ics_account(noisy: NoisyEvidence | None, ics: ICSSummary | None) -> Verdict:
     """Internal covariate shift: what the Noisy BN and ICS tabs found together."""
     stability, first = stability_evidence(noisy)
     direction, second = _ics_evidence(ics)
-    if direction is None:
+    if ics is None:
         holds, end = False, "Run the ICS tab to complete this account."
+    elif direction is None:
+        holds, end = False, "So the ICS measurement cannot weigh in at these settings."
     elif stability is None:
         holds, end = False, "The ICS measurement alone cannot say whether reduced shift is the cause."
     else:

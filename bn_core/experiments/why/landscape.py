@@ -255,7 +255,8 @@ def landscape_verdict(s: LandscapeSummary) -> Verdict:
         f"**{num(s.grad_band_bn)}** wide with BN and **{num(s.grad_band_plain)}** without (no norm ÷ BN = {grad}); "
         f"the loss band, no norm ÷ BN = {loss}; effective β-smoothness **{num(s.beta_bn)}** with BN vs "
         f"**{num(s.beta_plain)}** without: BN's landscape is {'smoother' if smoother else '*not* smoother'} "
-        f"along the gradient (smoother means a band at least {num(SMOOTHER)}× narrower and a lower β)."
+        f"along the gradient (smoother means a band at least {num(SMOOTHER)}× narrower and a lower β). "
+        f"Final test accuracy: BN {s.bn.acc_text}, no norm {s.plain.acc_text}."
     )
     return Verdict(smoother, text)
 
