@@ -19,7 +19,6 @@ import pytest
 import torch
 from torch import nn
 
-import bn_core
 from bn_core import layers, remedies, sync_bn
 from bn_core.norm_base import ManualNormBase, NormInputError, ema_weight
 
@@ -378,28 +377,30 @@ def _is_ema(node: ast.AST) -> bool:
     return False
 
 
-def _ema_definitions() -> list[str]:
+def _is_cumulative_rule(node: ast.AST) -> bool:
+    """``1 / k if momentum is None else momentum``: the cumulative-average weight."""
+    if not (isinstance(node, ast.IfExp) and "momentum is None" in ast.unparse(node.test)):
+        return False
+    return any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Div) for b in (node.body, node.orelse))
+
+
+def _functions_with(pattern) -> list[str]:
     found = []
     for path in sorted(p for folder in ("bn_core", "ui", "views", "bench") for p in (ROOT / folder).rglob("*.py")):
         for fn in ast.walk(ast.parse(path.read_text())):
-            if isinstance(fn, ast.FunctionDef) and any(_is_ema(n) for n in ast.walk(fn)):
+            if isinstance(fn, ast.FunctionDef) and any(pattern(n) for n in ast.walk(fn)):
                 found.append(f"{path.relative_to(ROOT).as_posix()}::{fn.name}")
     return found
 
 
 def test_the_ema_step_is_written_once_in_the_codebase():
-    """The formula lives in functional.update_running_stats; layers reach it only through ManualNormBase._track."""
-    assert _ema_definitions() == ["bn_core/functional.py::update_running_stats"]
-    callers = []
-    for path in sorted((ROOT / "bn_core").rglob("*.py")):
-        for fn in ast.walk(ast.parse(path.read_text())):
-            calls = [
-                n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "update_running_stats"
-            ]
-            if isinstance(fn, ast.FunctionDef) and calls and "self.running_mean" in ast.unparse(calls[0]):
-                callers.append(f"{path.relative_to(ROOT).as_posix()}::{fn.name}")
-    assert callers == ["bn_core/norm_base.py::_track"]
-    assert bn_core.norm_base.ManualNormBase._track.__qualname__ == "ManualNormBase._track"
+    """The formula lives in functional.update_running_stats and the momentum=None rule in norm_base.ema_weight.
+
+    Every nn.Module reaches them through ManualNormBase._track (the test above); code with
+    another state layout (the stacked engine's (k, 1, F) statistics) calls the two functions.
+    """
+    assert _functions_with(_is_ema) == ["bn_core/functional.py::update_running_stats"]
+    assert _functions_with(_is_cumulative_rule) == ["bn_core/norm_base.py::ema_weight"]
 
 
 def test_the_ema_scan_finds_a_copy(tmp_path):
@@ -409,3 +410,6 @@ def test_the_ema_scan_finds_a_copy(tmp_path):
     assert any(_is_ema(n) for n in ast.walk(ast.parse("r = torch.lerp(self.running_var, v, momentum)")))
     assert not any(_is_ema(n) for n in ast.walk(ast.parse("mu = (running_mean - (1 - momentum) * old) / momentum")))
     assert not any(_is_ema(n) for n in ast.walk(ast.parse("velocity = momentum * velocity + grad")))
+    rule = "w = 1.0 / self.n_batches if self.momentum is None else self.momentum"
+    assert any(_is_cumulative_rule(n) for n in ast.walk(ast.parse(rule)))
+    assert not any(_is_cumulative_rule(n) for n in ast.walk(ast.parse("w = 0.0 if momentum is None else momentum")))
