@@ -325,7 +325,9 @@ def test_speed_verdict_ratio_is_the_quotient_of_the_printed_steps():
     v = speed_verdict(_o(steps=75), _o("no norm", steps=300), 0.9, 600)
     assert v.holds and "BN reached 90 % 4.00× sooner (300 vs 75 steps)" in v.text
     only = speed_verdict(_o(steps=75), _o("no norm", acc=0.3), 0.9, 600)
-    assert only.holds and "Only BN reached 90 % by step 75" in only.text and "did not reach 90 % in 600" in only.text
+    assert (
+        only.holds and "Only BN reached 90 % within 600 steps" in only.text and "did not reach 90 % in 600" in only.text
+    )
     slower = speed_verdict(_o(steps=300), _o("no norm", steps=75), 0.9, 600)
     assert not slower.holds and slower.text.startswith("BN was not faster")
     neither = speed_verdict(_o(acc=0.2), _o("no norm", acc=0.1), 0.9, 600)
@@ -340,7 +342,7 @@ def test_takeaway_states_the_opposite_when_no_net_trained():
     assert not x30.holds and x30.text.startswith("No net trained at these settings") and "BN 20.0 %" in x30.text
     assert "still train" not in x30.text
     only = takeaway(_o(acc=0.96), _o("no norm", acc=0.10), 0.9, 0.1, 600)
-    assert only.holds and only.text.startswith("Only the BN net trained here")
+    assert only.holds and only.text.startswith("Only the BN net trained within 600 steps here")
     faster = takeaway(_o(acc=0.96, steps=75), _o("no norm", acc=0.93, steps=300), 0.9, 0.1, 600)
     assert faster.holds and "BN reached 90 % sooner" in faster.text
     no_gain = takeaway(_o(acc=0.96, steps=300), _o("no norm", acc=0.93, steps=75), 0.9, 0.1, 600)

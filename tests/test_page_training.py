@@ -58,7 +58,7 @@ def test_default_view_is_fig1_with_every_chart(default_page):
     sat = _markdown(at, "saturated outputs")
     bn_sat, plain_sat = (float(x) for x in re.findall(r"\*\* ([0-9.]+) %", sat))
     assert bn_sat < plain_sat and sat.startswith("Fewer saturated outputs with BN")  # §3.1
-    assert "Only the BN net trained here" in alerts(at, "success")[0]  # the takeaway, from the numbers
+    assert "Only the BN net trained within 600 steps here" in alerts(at, "success")[0]  # the takeaway, from the numbers
     assert len(at.get("download_button")) == 1
     assert [h.value for h in at.subheader][-1] == "Check yourself"
     assert set(ui.STATE.keys) <= set(at.query_params)

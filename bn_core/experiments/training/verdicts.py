@@ -92,7 +92,7 @@ def speed_verdict(bn: Outcome, plain: Outcome, target: float, steps: int) -> Ver
         _, text = ratio(b, a, digits=0, unit="steps")
         return Verdict(True, f"BN reached {pct(target, 0)} {text.replace('×', '× sooner', 1)}: {phrases}")
     if a is not None and (b is None or b > a):
-        return Verdict(True, f"Only BN reached {pct(target, 0)} by step {a}: {phrases}")
+        return Verdict(True, f"Only BN reached {pct(target, 0)} within {steps} steps: {phrases}")
     if a is None and b is None:
         return Verdict(False, f"Neither net reached {pct(target, 0)} within {steps} steps: {phrases}")
     return Verdict(False, f"BN was not faster here: {phrases}")
@@ -143,8 +143,9 @@ def takeaway(bn: Outcome | None, plain: Outcome, target: float, chance: float, s
     if not learned(plain, chance):
         return Verdict(
             True,
-            f"Only the BN net trained here ({final}): with each layer's input normalized, settings that leave "
-            "the plain net stuck still train.",
+            f"Only the BN net trained within {steps} steps here ({final}): with each layer's input normalized, "
+            f"the same settings made far faster progress, while the plain net is still far from the "
+            f"{pct(target, 0)} target.",
         )
     if speed_verdict(bn, plain, target, steps).holds:
         return Verdict(
