@@ -19,10 +19,12 @@ and *what is added afterwards* differ.
   normalization as inference. With ``r_max = 1, d_max = 0`` it is exactly BN.
 
 Both derive from :class:`bn_core.layers.ManualBatchNorm`, hence from
-:class:`bn_core.norm_base.ManualNormBase`: parameters, buffers, every check (eps, rank, channel
-count, dtype, empty batches), the eval path and the one EMA step come from there; each class
-writes only its train-mode normalization. Conventions (shared with ``ManualBatchNorm``): ``var_B`` is biased
-(÷m) in the forward pass; ``running_var`` holds the unbiased estimate and is updated as
+:class:`bn_core.norm_base.ManualNormBase`: parameters, buffers, every check (eps, rank,
+channel count, dtype, empty batches), the eval path and the one EMA step come from there;
+each class writes only its train-mode normalization.
+
+Conventions (shared with ``ManualBatchNorm``): ``var_B`` is biased (÷m) in the forward
+pass; ``running_var`` holds the unbiased estimate and is updated as
 ``(1 − momentum)·old + momentum·batch``. Batch Renorm's σ is ``sqrt(running_var + ε)``
 and σ_B is ``sqrt(var_B + ε)``. (The paper keeps a moving average of σ itself; keeping
 σ² instead makes ``r_max = 1, d_max = 0`` equal BN in eval mode too, and the buffers load
