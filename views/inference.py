@@ -52,7 +52,7 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
         st.latex(ui.MODES_TEX)
         widgets.grid_slider(ui.STATE, "n", "Test images fed through the layer", fmt="{:.0f}")
         n = int(ui.STATE["n"])
-        gaps = ui.render_guard(view).gaps[layer - 1]
+        gaps = ui.render_guard(view).gap(layer)
         tm = common.run(ui.modes_view, trained, n, layer, j, label="Feeding the batch…")
         common.need(tm)
         for e in tm.errors:
@@ -62,10 +62,10 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
         if tm.why is not None:
             st.markdown(f"**Why they differ**, for unit {j}: the two modes normalize with different numbers.")
             st.dataframe(tm.why, hide_index=True, column_config=common.number_config(tm.why, 5))
-        size_spec, step_spec = ui.gap_specs(trained, layer)
+        gap_charts = ui.gap_specs(trained, layer)
         a, b = st.columns(2)
-        a.vega_lite_chart(size_spec, width="stretch")
-        b.vega_lite_chart(step_spec, width="stretch")
+        a.vega_lite_chart(gap_charts.by_size, width="stretch")
+        b.vega_lite_chart(gap_charts.by_step, width="stretch")
         st.markdown(f"{gaps.by_size.text} {gaps.by_step.text}")
 
     with common.section("3 · Misconception labs"):

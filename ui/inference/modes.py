@@ -68,8 +68,16 @@ def _gap_labels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(metric=frame["metric"].map(GAP_LABELS))
 
 
+@dataclass(frozen=True)
+class GapSpecs:
+    """The two gap charts of one layer."""
+
+    by_size: dict  # mean and max |y_train − y_eval| vs the batch size fed
+    by_step: dict  # the same on a fixed batch vs training step
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def gap_specs(cfg: InferenceConfig, layer: int) -> tuple[dict, dict]:
+def gap_specs(cfg: InferenceConfig, layer: int) -> GapSpecs:
     """The recorded mean and max |y_train − y_eval| vs batch size, and vs training step."""
     run = compute(cfg)
     sizes = _gap_labels(run.gap_sizes[run.gap_sizes["layer"] == layer])
@@ -78,4 +86,4 @@ def gap_specs(cfg: InferenceConfig, layer: int) -> tuple[dict, dict]:
     by_size = charts.lines(sizes, x="batch_size", color="metric", y_title=title, log_y=True, points=True, height=220)
     by_size = by_size.encode(x=log2_x("batch_size", "batch size fed (log scale)"))
     by_step = charts.lines(steps, color="metric", x_title="training step", y_title=title, log_y=True, height=220)
-    return by_size.to_dict(), by_step.to_dict()
+    return GapSpecs(by_size=by_size.to_dict(), by_step=by_step.to_dict())

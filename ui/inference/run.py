@@ -33,7 +33,11 @@ class Overview:
     stand_in: Verdict | None  # for B = 1: which network the other sections use instead; else None
     diverged_at: int | None  # first non-finite step, else None
     summary: Verdict  # what was trained and how it ended
-    gaps: tuple[GapVerdicts, ...]  # per BN layer (1-based: gaps[layer - 1]); empty for a diverged run
+    gaps: tuple[GapVerdicts, ...]  # per BN layer, in order (read with :meth:`gap`); empty for a diverged run
+
+    def gap(self, layer: int) -> GapVerdicts:
+        """The gap sentences of BN layer ``layer`` (1-based, as on the page)."""
+        return self.gaps[layer - 1]
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
