@@ -1,0 +1,118 @@
+"""Batch-Size Sensitivity page glue: the cached computations and chart specs, plus the modules it re-exports.
+
+One module per section, mirroring :mod:`bn_core.experiments.batch_size`: ``noise``
+(section 1), ``sweep`` (sections 2–3), ``one`` (section 4), ``non_iid`` (section 5), with
+the state table in ``state`` and the train-on-click rules in ``jobs``. The cached
+functions live here (not in a submodule) so that every cached function of the app is
+found as ``ui.<page>.<name>``. Sentences come from ``bn_core.experiments.batch_size``
+(its verdicts), and so do the check-yourself questions.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bn_core.experiments import batch_size as experiment
+from bn_core.experiments.batch_size import (
+    BatchOfOneResult,
+    BatchSizeSweepConfig,
+    BatchSizeSweepResult,
+    NoiseConfig,
+    NoiseResult,
+    NonIIDConfig,
+    NonIIDResult,
+    batch_of_one,
+    run_batch_size_sweep,
+    run_noise,
+    run_non_iid,
+)
+from ui.batch_size.jobs import finished, mark_finished, request, wants
+from ui.batch_size.noise import FORMULA, JITTER_CAPTION, jitter_chart, noise_config, noise_controls, spread_chart
+from ui.batch_size.non_iid import non_iid_chart, non_iid_config, non_iid_controls, non_iid_text
+from ui.batch_size.one import functional_table, one_note, outcomes_table
+from ui.batch_size.state import STATE
+from ui.batch_size.sweep import (
+    REMEDIES_TEXT,
+    SWEEP_CAPTION,
+    checked_sweep_config,
+    lr_caption,
+    paper_table,
+    sweep_chart,
+    sweep_controls,
+    sweep_intro,
+    sweep_table,
+)
+
+__all__ = [
+    "STATE",
+    "experiment",
+    "FORMULA",
+    "JITTER_CAPTION",
+    "REMEDIES_TEXT",
+    "SWEEP_CAPTION",
+    "compute_noise",
+    "noise_specs",
+    "compute_sweep",
+    "sweep_spec",
+    "compute_non_iid",
+    "non_iid_spec",
+    "compute_one",
+    "finished",
+    "wants",
+    "request",
+    "noise_controls",
+    "noise_config",
+    "sweep_controls",
+    "checked_sweep_config",
+    "sweep_intro",
+    "lr_caption",
+    "sweep_table",
+    "paper_table",
+    "non_iid_controls",
+    "non_iid_config",
+    "non_iid_text",
+    "outcomes_table",
+    "functional_table",
+    "one_note",
+]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def compute_noise(cfg: NoiseConfig, _progress=None) -> NoiseResult:
+    return run_noise(cfg)
+
+
+# Chart specs are cached too: building and validating the Altair charts costs more than the math.
+@st.cache_data(max_entries=32, show_spinner=False)
+def noise_specs(cfg: NoiseConfig) -> tuple[dict, dict]:
+    result = compute_noise(cfg)
+    return spread_chart(result).to_dict(), jitter_chart(result).to_dict()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def compute_sweep(cfg: BatchSizeSweepConfig, _progress=None) -> BatchSizeSweepResult:
+    result = run_batch_size_sweep(cfg, _progress)
+    mark_finished(cfg)
+    return result
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sweep_spec(cfg: BatchSizeSweepConfig, train_mode: bool) -> dict:
+    return sweep_chart(compute_sweep(cfg), train_mode).to_dict()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def compute_non_iid(cfg: NonIIDConfig, _progress=None) -> NonIIDResult:
+    result = run_non_iid(cfg, _progress)
+    mark_finished(cfg)
+    return result
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def non_iid_spec(cfg: NonIIDConfig) -> dict:
+    return non_iid_chart(compute_non_iid(cfg)).to_dict()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def compute_one(seed: int) -> BatchOfOneResult:
+    return batch_of_one(seed)

@@ -1,0 +1,27 @@
+"""Batch-Size Sensitivity, section 4: the batch-of-one tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bn_core.experiments.batch_size import BatchOfOneResult
+
+__all__ = ["outcomes_table", "functional_table", "one_note"]
+
+
+def one_note(r: BatchOfOneResult) -> str:
+    per_channel = int(r.spatial["values_per_channel"].iloc[0])
+    return (
+        "Eval mode is fine with one example (it uses the running statistics), and so is BatchNorm2d on one image: "
+        f"each channel still has H·W values (here {per_channel}), so its statistics are that image's own, like "
+        "instance norm. Group norm never needs a second example."
+    )
+
+
+def outcomes_table(r: BatchOfOneResult) -> pd.DataFrame:
+    table = r.outcomes.rename(columns={"input_shape": "input", "outcome": "result"})
+    return table.set_index("implementation")
+
+
+def functional_table(r: BatchOfOneResult) -> pd.DataFrame:
+    return r.functional
