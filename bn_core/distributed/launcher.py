@@ -1,4 +1,4 @@
-"""The launcher: spawn the workers on 127.0.0.1, supervise them, stop every one of them, collect results.
+"""The launcher: start the workers on 127.0.0.1 (forked from one fork server), supervise them, stop them all.
 
 It stops every worker it starts: on success, on a worker's error or crash, on a timeout
 and on any exception in the parent.
