@@ -1,7 +1,7 @@
-"""Training Comparison page speed: the default BN-vs-no-BN comparison cold, a cached rerun, the grids.
+"""Training Comparison page speed: the default BN-vs-no-norm comparison cold, a cached rerun, the grids.
 
 * ``comparison_default_s``: :func:`bn_core.experiments.training.run_comparison` at the
-  page's default config (Ioffe & Szegedy Fig. 1: BN and no-BN, 600 steps each, every
+  page's default config (Ioffe & Szegedy Fig. 1: BN and no norm, 600 steps each, every
   record and histogram snapshot), called directly, so nothing is cached. Median over
   repeats after one warm-up call (imports). Goal ≤ 3 s with 1 torch thread. ``detail``
   adds the first call in a fresh Python process, imports included.
@@ -9,7 +9,7 @@
   learning rate back to a value it has already computed (2 ↔ 10, both cached before
   timing): the path a class mostly hits. Goal ≤ 150 ms.
 * ``comparison_grid_<axis>_s`` (full run only): each grid at its page defaults (3 seeds
-  × {BN, no BN} × 6-7 values, 300 steps) through the batched sweep engine, cold.
+  × {BN, no norm} × 6-7 values, 300 steps) through the stacked sweep engine, cold.
 * ``comparison_default_s_2threads`` (full run only): the default comparison again with
   2 torch threads, for the thread-count choice in docs/training.md.
 """

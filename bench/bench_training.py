@@ -6,8 +6,8 @@
   Median of interleaved per-round ratios, sequential / sweep (higher is better).
 * ``train_loop_overhead``: :func:`bn_core.train.train` with every record on (default
   cadence) vs a minimal hand-written loop on the same models, batches and steps: the
-  Fig. 1 pair (BN and no BN). Ratio engine / minimal (lower is better).
-* ``engine_fig1_pair_s``: seconds for the default BN + no-BN pair through ``train``.
+  Fig. 1 pair (BN and no norm). Ratio engine / minimal (lower is better).
+* ``engine_fig1_pair_s``: seconds for the default BN + no-norm pair through ``train``.
 
 Details also hold ``cpu_time_*``: the same comparison in main-thread CPU time, a
 steadier number when the shared box is busy (meaningful with one torch thread).
