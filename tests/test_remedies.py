@@ -216,3 +216,32 @@ def test_remedies_train_through_the_engine_and_load_into_torch_bn(factory):
     torch_bn.load_state_dict(norm.state_dict())  # same parameter and buffer names
     model = build_mlp(MLPConfig(in_features=8, n_classes=4, depth=1, width=16), norm_factory=factory)
     assert type(model.blocks[0].norm) is type(factory(16))
+
+
+# -- second derivatives ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: GhostBatchNorm(3, ghost_batch_size=2), lambda: BatchRenorm(3, r_max=1.5, d_max=0.5, momentum=0.0)],
+    ids=["ghost", "renorm"],
+)
+def test_remedies_are_differentiable_twice(make, gen):
+    """Batch Renorm's r and d are stop-gradient by design, so it is checked where both are clipped (locally constant).
+
+    Running statistics far from the batch's (σ = 10, μ = 50) clip r to 1/r_max and d to −d_max;
+    momentum 0 keeps them fixed between gradcheck's evaluations.
+    """
+    layer = make().double()
+    with torch.no_grad():
+        layer.running_mean.fill_(50.0)
+        layer.running_var.fill_(100.0)
+    _randomize_affine(layer, gen=gen)
+    x = _x((6, 3, 2), gen)
+
+    def f(x, gamma, beta):
+        return torch.func.functional_call(layer, {"weight": gamma, "bias": beta}, (x,))
+
+    inputs = (x, layer.weight, layer.bias)
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
