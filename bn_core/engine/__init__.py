@@ -35,7 +35,7 @@ from bn_core.engine.config import (
     norm_module,
     point_train_config,
 )
-from bn_core.engine.loop import test_windows, train_stack
+from bn_core.engine.loop import train_stack, window_rows
 
 __all__ = [
     "NORM_KINDS",
@@ -46,5 +46,5 @@ __all__ = [
     "train_stack",
     "point_train_config",
     "norm_module",
-    "test_windows",
+    "window_rows",
 ]

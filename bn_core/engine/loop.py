@@ -32,7 +32,7 @@ from bn_core.models import build_mlp
 from bn_core.progress import Progress
 from bn_core.train import fixed_rows, run_schedule
 
-__all__ = ["train_stack", "test_windows"]
+__all__ = ["train_stack", "window_rows"]
 
 EVAL_METRICS = ("train_acc", "test_acc", "test_loss")
 
@@ -120,7 +120,7 @@ def _train_step(run: _Run, step: int) -> None:
     run.optimizer.step(run.stack.params(), run.stack.backward(dlogits, cache))
 
 
-def test_windows(n: int, b: int) -> tuple[Tensor, Tensor]:
+def window_rows(n: int, b: int) -> tuple[Tensor, Tensor]:
     """Rows of consecutive test batches of exactly ``b`` covering ``n`` rows, and which of them count.
 
     The last batch overlaps its neighbour when b does not divide n, so every example is
@@ -139,7 +139,7 @@ def _test_in_train_mode(run: _Run, split: DataSplit) -> np.ndarray:
     """Per network (stack order): test accuracy when BN normalizes test batches with their own statistics."""
     n = len(split.y_test)
     b = min(run.cfg.test_batch, n)
-    rows, counted = test_windows(n, b)
+    rows, counted = window_rows(n, b)
     x = split.x_test[rows].to(device=run.x_train.device, dtype=run.x_train.dtype)
     logits, _ = run.stack.forward(x, mode="test", window=b)  # (K, W·b, C)
     right = (logits.argmax(dim=2).cpu() == split.y_test[rows]) & counted  # (K, W·b)
