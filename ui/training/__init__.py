@@ -54,8 +54,7 @@ from ui.training.controls import (
 from ui.training.curves import CurvesView, curves_view
 from ui.training.distributions import BANDS_INTRO, HIST_CAPTION, BandsView, bands_chart, hist_chart
 from ui.training.grids import GRID_COLUMNS, GRIDS, GridView, grid_chart
-from ui.training.layers import CAPTION as LAYERS_CAPTION
-from ui.training.layers import SUMMARY_COLUMNS, LayersView, grad_chart, saturation_chart
+from ui.training.layers import LAYERS_CAPTION, SUMMARY_COLUMNS, LayersView, grad_chart, saturation_chart
 
 __all__ = [
     "STATE",

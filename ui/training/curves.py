@@ -12,7 +12,7 @@ from bn_core.train import TrainConfig
 from ui.charts import method_scale
 
 COLORS = method_scale(VARIANTS)
-CAPTION = (
+CURVES_CAPTION = (
     "Accuracy is measured in eval mode (BN uses its running statistics) on the held-out test set and on "
     f"{TrainConfig().eval_train_size} fixed training examples. Click a legend entry to highlight it; hover for the "
     "numbers."
@@ -27,7 +27,7 @@ class CurvesView:
     accuracy: dict  # Vega-Lite spec: eval-mode train and test accuracy, with the target line
     speed: str  # the speed verdict's sentence
     notes: tuple[str, ...]  # "BN: not trained …" (batch of 1), "no norm: diverged at step k …"
-    caption: str = CAPTION
+    caption: str = CURVES_CAPTION
 
 
 def legend_pick(field: str = "variant") -> alt.Parameter:

@@ -9,9 +9,8 @@ import pandas as pd
 
 from bn_core.experiments.training import VARIANTS
 from bn_core.train import TrainConfig
-from ui.charts import method_scale
+from ui.training.curves import COLORS
 
-COLORS = method_scale(VARIANTS)
 FACET_WIDTH = 280  # px per facet: two side by side fit a laptop; charts never ask for more than 300 per facet
 BANDS_INTRO = (
     "Ioffe & Szegedy's *internal covariate shift*: while the layers below learn, the distribution of a layer's "

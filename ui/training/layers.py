@@ -12,7 +12,7 @@ from bn_core.experiments.training import VARIANTS
 from ui.training.curves import legend_pick
 from ui.training.distributions import FACET_WIDTH
 
-CAPTION = (
+LAYERS_CAPTION = (
     "Top: the norm of each hidden layer's weight gradient, per step, on that step's batch. Bottom: the share of "
     "saturated sigmoid/tanh outputs (below 0.05 or above 0.95; |a| > 0.95 for tanh), or of ReLU outputs that are "
     "exactly 0, on the fixed probe batch. Click a layer in the legend to highlight it."
@@ -32,7 +32,7 @@ class LayersView:
     grads: dict  # Vega-Lite spec: ‖∂L/∂W‖ per layer and step, one facet per variant
     saturation: dict  # Vega-Lite spec: share of saturated (or zero) outputs per layer and step
     text: str  # the saturation verdict's sentence
-    table: pd.DataFrame  # one row per variant (bn_core.experiments.training.report.summary_table)
+    table: pd.DataFrame  # one row per variant (bn_core.experiments.training.report.comparison_table)
 
 
 def _per_layer(layers: pd.DataFrame, metric: str, title: str, log: bool, fmt: str) -> alt.FacetChart:

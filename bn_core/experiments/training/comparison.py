@@ -47,7 +47,7 @@ from bn_core.train import (
     train,
 )
 
-__all__ = ["Skipped", "ComparisonResult", "run_comparison", "sub_progress", "final_accuracy", "diverged_at"]
+__all__ = ["Skipped", "ComparisonResult", "run_comparison", "sub_progress"]
 
 
 @dataclass(frozen=True)
@@ -173,14 +173,3 @@ def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> C
         eval_every=runnable[0].eval_every,
         skipped=skipped,
     )
-
-
-def final_accuracy(result: ComparisonResult) -> pd.Series:
-    """Final test accuracy per variant (NaN for a diverged or skipped side)."""
-    return result.summary.set_index("variant")["final_test_acc"].astype(float)
-
-
-def diverged_at(result: ComparisonResult) -> dict[str, int]:
-    """The divergence step of every side that diverged."""
-    rows = result.summary[result.summary["diverged_at"].notna()]
-    return {r.variant: int(r.diverged_at) for r in rows.itertuples()}

@@ -29,7 +29,7 @@ from bn_core.experiments.training.verdicts import (
 )
 from bn_core.verdict import Verdict, pct
 
-__all__ = ["ComparisonReport", "comparison_report", "outcomes", "summary_table", "notes"]
+__all__ = ["ComparisonReport", "comparison_report", "outcomes", "comparison_table", "notes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +72,7 @@ def outcomes(result: ComparisonResult, target: float, layer: int, which: Literal
     return out
 
 
-def summary_table(result: ComparisonResult, found: dict[str, Outcome], target: float, layer: int) -> pd.DataFrame:
+def comparison_table(result: ComparisonResult, found: dict[str, Outcome], target: float, layer: int) -> pd.DataFrame:
     """One row per variant: fate, final accuracies and loss, steps to the target, and the Fig. 1 band drift."""
     table = result.summary.drop(columns=["diverged_at"]).copy()
     steps = [found[v].steps_to_target if v in found else None for v in table["variant"]]
@@ -116,7 +116,7 @@ def comparison_report(
         chance=chance,
         bn=bn,
         plain=plain,
-        table=summary_table(result, found, target, layer),
+        table=comparison_table(result, found, target, layer),
         notes=notes(result),
         speed=speed_verdict(bn, plain, target, steps) if bn else _missing(plain, target, steps),
         drift=drift_verdict(bn, plain, layer) if bn else _missing(),
