@@ -20,7 +20,13 @@ def _tune_runtime() -> dict:
     return tune_cpu_runtime()
 
 
-st.set_page_config(page_title="BatchNorm Lab", page_icon=":material/science:", layout="wide")
+presenting = st.query_params.get("present") in ("1", "true")  # the presenter view starts with the sidebar closed
+st.set_page_config(
+    page_title="BatchNorm Lab",
+    page_icon=":material/science:",
+    layout="wide",
+    initial_sidebar_state="collapsed" if presenting else "auto",
+)
 _tune_runtime()
 pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0)
          for i, p in enumerate(nav.PAGES)}  # fmt: skip

@@ -96,8 +96,8 @@ def _cached_functions() -> list[tuple[str, object]]:
     import ui
 
     found = []
-    for info in pkgutil.iter_modules(ui.__path__):
-        module = importlib.import_module(f"ui.{info.name}")
+    for info in pkgutil.walk_packages(ui.__path__, prefix="ui."):
+        module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if isinstance(obj, CachedFunc) and obj.__wrapped__.__module__ == module.__name__:
                 found.append((f"{module.__name__}.{name}", obj.__wrapped__))
@@ -116,3 +116,41 @@ def test_cached_functions_take_plain_parameters_or_frozen_dataclasses():
         for param in inspect.signature(fn).parameters:
             if not param.startswith("_"):
                 assert param in hints and _plain(hints[param], set()), f"{name}({param}: {hints.get(param)})"
+
+
+APP_SOURCES = ["app.py", *(str(p.relative_to(ROOT)) for d in ("views", "ui", "bn_core") for p in _sources(d))]
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 50
+
+
+@pytest.mark.parametrize("path", APP_SOURCES)
+def test_files_and_functions_stay_short(path):
+    """No source file of the app over 500 lines, no function over 50 (cut along the seams instead)."""
+    source = (ROOT / path).read_text()
+    assert len(source.splitlines()) <= MAX_FILE_LINES, path
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name} has {length} lines"
+
+
+PER_PAGE_NAMES = {"questions", "takeaway"}  # each experiment package's quiz/verdict entry point, by design
+
+
+def test_no_library_name_is_defined_twice():
+    """One name per thing: a top-level class or function of bn_core lives in one module.
+
+    (ui/ keeps per-page names such as ``controls`` and ``compute`` on purpose: each page module has its own.)
+    """
+    seen: dict[str, str] = {}
+    twice = []
+    for path in (p for p in APP_SOURCES if p.startswith("bn_core/")):
+        for node in ast.parse((ROOT / path).read_text()).body:
+            if (
+                isinstance(node, ast.ClassDef | ast.FunctionDef)
+                and node.name[0] != "_"
+                and node.name not in PER_PAGE_NAMES
+            ):
+                if node.name in seen:
+                    twice.append(f"{node.name}: {seen[node.name]} and {path}")
+                seen.setdefault(node.name, path)
+    assert twice == []

@@ -29,7 +29,7 @@ def page():
 
 def test_default_view_shows_every_section(page):
     assert len(page.latex) == 5  # four steps with numbers + the backward formula
-    assert len(charts(page)) == 2  # histograms + norm heatmaps
+    assert len(charts(page)) == 3 + 4  # x, x̂, y histograms + one heatmap per norm kind
     stats = _stats(page)
     np.testing.assert_allclose(stats["y_mean"], 0.0, atol=1e-12)
     np.testing.assert_allclose(stats["y_std"], stats["expected_y_std"], rtol=1e-9)
@@ -119,7 +119,7 @@ def test_uploading_each_bad_csv_shows_its_message(name):
         assert any(phrase in text for text in alerts(at, level)), alerts(at)
     if usable:
         assert _stats(at).shape[0] == shape[1]
-        assert len(charts(at)) == 2
+        assert len(charts(at)) == 3 + 4
     else:
         assert not charts(at)
 

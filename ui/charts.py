@@ -118,7 +118,7 @@ def heatmap(
             color=alt.Color(f"{color}:N", legend=None, scale=alt.Scale(scheme=scheme)),
             tooltip=list(tooltips),
         )
-        .properties(width=150, height=110)
+        .properties(width="container", height=110)
     )
 
 

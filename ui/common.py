@@ -26,6 +26,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
 from bn_core.progress import Progress
+from ui import present
 from ui.sidebar import GLOBAL
 from ui.state import PageState, share_url, sync_url
 
@@ -51,12 +52,17 @@ T = TypeVar("T")
 def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
     """Title, intro, link notices and the share box around a page body."""
     notices = ps.load(known_elsewhere=GLOBAL.keys)
-    head, share = st.columns([5, 1], vertical_alignment="bottom")
+    present.start(title)
+    head, share, show = st.columns([6, 1, 1], vertical_alignment="bottom")
     head.title(title)
     share_box = share.empty()
+    if not present.presenting():
+        show.button("Present", icon=":material/slideshow:", on_click=_start_presenting, help=PRESENT_HELP)
     for text in notices:
         st.warning(text, icon=":material/link:")
-    st.markdown(intro)
+    with present.open_slide("Introduction"):
+        st.markdown(intro)
+    present.close_slide()
     try:
         yield
     except Halt:
@@ -65,10 +71,19 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
         log.exception("page %s failed", ps.page)
         st.error(f"Something went wrong on this page ({type(err).__name__}). Change a control to try again.")
     finally:
+        present.finish()
         params = sync_url(GLOBAL, ps)
         with share_box.popover("Share", icon=":material/share:", help="A link that reproduces this exact view"):
-            st.caption("Copy this link: it opens this page with the same controls and seed.")
+            st.caption("Copy this link: it opens this page with the same controls, seed and slide.")
             st.code(share_url(params), language=None, wrap_lines=True)
+
+
+PRESENT_HELP = "Presenter view: one section at a time, large charts, the controls in a compact bar"
+
+
+def _start_presenting() -> None:
+    GLOBAL["present"] = True
+    GLOBAL["slide"] = 0
 
 
 @contextlib.contextmanager
@@ -78,19 +93,22 @@ def section(title: str | None = None) -> Iterator[None]:
     The section's own message (a batch of 1, a diverged run) stays in place and every
     other section of the page still runs, so one bad control never wipes the page.
     """
-    if title:
-        st.subheader(title)
-    try:
-        yield
-    except Halt:
-        pass
-    except Exception as err:
-        log.exception("a section (%s) failed", title)
-        st.error(
-            f"This section failed ({type(err).__name__}); the rest of the page still works. "
-            "Change a control to try again.",
-            icon=":material/error:",
-        )
+    with present.open_slide(title):
+        if title:
+            st.subheader(title)
+        try:
+            yield
+        except Halt:
+            pass
+        except Exception as err:
+            log.exception("a section (%s) failed", title)
+            st.error(
+                f"This section failed ({type(err).__name__}); the rest of the page still works. "
+                "Change a control to try again.",
+                icon=":material/error:",
+            )
+        finally:
+            present.close_slide()
 
 
 def need(result: object) -> None:
@@ -169,9 +187,20 @@ def number_config(df: pd.DataFrame, decimals: int = 4) -> dict:
 
 
 def try_this(*prompts: str) -> None:
-    """The "try this" box that ends each section."""
-    st.markdown("**Try this**\n" + "\n".join(f"- {p}" for p in prompts))
+    """The "try this" box near the end of each page (a slide of its own in presenter view)."""
+    with present.open_slide("Try this"):
+        st.markdown("**Try this**\n" + "\n".join(f"- {p}" for p in prompts))
+    present.close_slide()
 
 
 def takeaway(text: str) -> None:
-    st.success(text, icon=":material/lightbulb:")
+    """The page's takeaway (a slide of its own in presenter view)."""
+    with present.open_slide("Takeaway"):
+        st.success(text, icon=":material/lightbulb:")
+    present.close_slide()
+
+
+def chart(chart_or_spec: Any) -> None:
+    """Draw an Altair chart or a Vega-Lite spec at the container's width (projector-size text when presenting)."""
+    spec = chart_or_spec if isinstance(chart_or_spec, dict) else chart_or_spec.to_dict()
+    st.vega_lite_chart(present.chart_config(spec), width="stretch")

@@ -34,7 +34,7 @@ PAGES: tuple[PageInfo, ...] = (
         ":material/calculate:",
         "normalization-steps",
         "Algorithm 1, step by step, on real numbers.",
-        2,
+        7,
         15,
         ("compute μ_B, σ²_B, x̂ and y for a batch by hand", "say what γ and β are for, and what ε does"),
         "means and variances",

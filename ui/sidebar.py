@@ -9,7 +9,14 @@ import streamlit as st
 from ui import classroom, widgets
 from ui.state import Field, PageState
 
-GLOBAL = PageState("global", [Field("seed", 0, "int", 0, 2**31 - 1, label="global seed")])
+GLOBAL = PageState(
+    "global",
+    [
+        Field("seed", 0, "int", 0, 2**31 - 1, label="global seed"),
+        Field("present", False, "bool", label="presenter view", omit_default=True),
+        Field("slide", 0, "int", 0, 99, label="slide", omit_default=True),
+    ],
+)
 
 
 def hand_over(target: st.Page) -> Callable[[], None]:

@@ -54,6 +54,7 @@ class Field:
     choices: tuple = ()  # legal values for "choice" (and a snapping grid for "float" when numeric)
     max_len: int = 64  # longest list for "floats"
     label: str = ""  # human name used in notices; defaults to the key
+    omit_default: bool = False  # left out of the link while at its default (the presenter view's keys)
 
     @property
     def name(self) -> str:
@@ -262,7 +263,11 @@ class PageState:
         return notices
 
     def url_params(self) -> dict[str, str]:
-        return {k: _fmt(v) for k, v in self.values().items()}
+        return {
+            k: _fmt(v)
+            for k, v in self.values().items()
+            if not (self._by_key[k].omit_default and v == self._by_key[k].default)
+        }
 
 
 def _same(a: Any, b: Any) -> bool:

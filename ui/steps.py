@@ -80,9 +80,10 @@ def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def histogram_spec(cfg: StepsConfig) -> dict:
-    """The histogram's Vega-Lite spec: building and validating Altair charts costs more than the math."""
-    return histogram_chart(compute(cfg)).to_dict()
+def histogram_specs(cfg: StepsConfig) -> list[dict]:
+    """Vega-Lite specs of the x, x̂ and y histograms (cached: building Altair charts costs more than the math)."""
+    hist = compute(cfg).hist
+    return [histogram_chart(part).to_dict() for _series, part in hist.groupby("series", sort=False)]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -91,8 +92,22 @@ def norms(seed: int, groups: int) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def norms_spec(seed: int, groups: int) -> dict:
-    return norms_chart(norms(seed, groups)).to_dict()
+def norms_specs(seed: int, groups: int) -> list[dict]:
+    """One heatmap spec per norm kind: separate charts take their column's width and stack on a phone."""
+    titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}
+    tips = [
+        "kind:N",
+        "n:O",
+        "c:O",
+        "group:N",
+        alt.Tooltip("mean:Q", format=".4f"),
+        alt.Tooltip("var:Q", format=".4f"),
+        "values_shared:Q",
+    ]
+    return [
+        charts.heatmap(part, x="c", y="n", color="group", tooltips=tips, title=titles[kind]).to_dict()
+        for kind, part in norms(seed, groups).groupby("kind", sort=False)
+    ]
 
 
 # -- data source --------------------------------------------------------------------
@@ -296,33 +311,15 @@ def marked_table(r: StepsResult, i: int) -> pd.DataFrame:
     return r.table.assign(tracked=np.where(r.table["example"] == i, "▶", "")).iloc[:, [-1, *range(r.table.shape[1])]]
 
 
-def histogram_chart(r: StepsResult) -> alt.Chart:
-    return charts.histogram(r.hist, x_title="value", column="series", height=170).resolve_scale(x="independent")
+def histogram_chart(part: pd.DataFrame) -> alt.Chart:
+    """One series' histogram (x, x̂ or y), titled with the series."""
+    return charts.histogram(part, x_title=str(part["series"].iloc[0]), height=170)
 
 
-def norms_chart(frame: pd.DataFrame) -> alt.HConcatChart:
-    titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}
-    tips = [
-        "kind:N",
-        "n:O",
-        "c:O",
-        "group:N",
-        alt.Tooltip("mean:Q", format=".4f"),
-        alt.Tooltip("var:Q", format=".4f"),
-        "values_shared:Q",
-    ]
-    return alt.hconcat(
-        *[
-            charts.heatmap(part, x="c", y="n", color="group", tooltips=tips, title=titles[kind])
-            for kind, part in frame.groupby("kind", sort=False)
-        ]
-    )
-
-
-def norms_panel() -> tuple[dict, pd.DataFrame]:
-    """The norm-comparison heatmaps' spec and the summary table, for the global seed and G."""
+def norms_panel() -> tuple[list[dict], pd.DataFrame]:
+    """The norm-comparison heatmaps' specs and the summary table, for the global seed and G."""
     frame = norms(seed(), int(STATE["G"]))
-    return norms_spec(seed(), int(STATE["G"])), group_summary(frame)
+    return norms_specs(seed(), int(STATE["G"])), group_summary(frame)
 
 
 def table_config(r: StepsResult) -> dict:

@@ -14,12 +14,13 @@ from typing import Any
 
 import streamlit as st
 
+from ui import present
 from ui.state import PageState
 
 
 def slider(ps: PageState, name: str, label: str, *, step: float | None = None, where: Any = st, **kw: Any) -> Any:
     """A numeric slider over the field's [lo, hi]."""
-    f = ps.spec(name)
+    f, where = ps.spec(name), present.place(where)
     lo, hi = (int(f.lo), int(f.hi)) if f.kind == "int" else (float(f.lo), float(f.hi))
     if step is None:
         step = 1 if f.kind == "int" else (hi - lo) / 100
@@ -28,7 +29,7 @@ def slider(ps: PageState, name: str, label: str, *, step: float | None = None, w
 
 def number(ps: PageState, name: str, label: str, *, step: float | None = None, where: Any = st, **kw: Any) -> Any:
     """A number box over the field's [lo, hi]."""
-    f = ps.spec(name)
+    f, where = ps.spec(name), present.place(where)
     if f.kind == "int":
         return where.number_input(label, int(f.lo), int(f.hi), step=int(step or 1), key=ps.key(name), **kw)
     return where.number_input(label, float(f.lo), float(f.hi), step=float(step or 0.1), key=ps.key(name), **kw)
@@ -36,7 +37,7 @@ def number(ps: PageState, name: str, label: str, *, step: float | None = None, w
 
 def grid_slider(ps: PageState, name: str, label: str, *, fmt: str = "{:g}", where: Any = st, **kw: Any) -> Any:
     """A select-slider over the field's numeric grid (e.g. a log scale for ε)."""
-    f = ps.spec(name)
+    f, where = ps.spec(name), present.place(where)
     return where.select_slider(label, options=list(f.choices), format_func=fmt.format, key=ps.key(name), **kw)
 
 
@@ -51,7 +52,7 @@ def choice(
     **kw: Any,
 ) -> Any:
     """A choice among the field's values: ``style`` is "select", "radio" or "segmented"."""
-    options = list(ps.spec(name).choices)
+    options, where = list(ps.spec(name).choices), present.place(where)
     if style == "radio":
         return where.radio(label, options, format_func=fmt, key=ps.key(name), horizontal=True, **kw)
     if style == "segmented":
@@ -60,12 +61,12 @@ def choice(
 
 
 def toggle(ps: PageState, name: str, label: str, *, where: Any = st, **kw: Any) -> bool:
-    return where.toggle(label, key=ps.key(name), **kw)
+    return present.place(where).toggle(label, key=ps.key(name), **kw)
 
 
 def preset_picker(ps: PageState, label: str = "Preset", *, where: Any = st) -> str:
     """The preset selectbox: picking one sets every control it names."""
-    return where.selectbox(
+    return present.place(where).selectbox(
         label,
         list(ps.spec("preset").choices),
         key=ps.key("preset"),

@@ -34,7 +34,9 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         common.need(result)
         for tex in ui.step_equations(result, j, i):
             st.latex(tex)
-        st.vega_lite_chart(ui.histogram_spec(cfg), width="stretch")
+        for column, spec in zip(st.columns(3), ui.histogram_specs(cfg), strict=True):
+            with column:
+                common.chart(spec)
         st.caption(ui.normalized_verdict(result, j).text)
 
     with common.section("4 · The whole batch"):
@@ -52,8 +54,10 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         widgets.number(ui.STATE, "G", "Groups G for group norm (must divide C = 6)")
         if 6 % ui.STATE["G"] != 0:
             st.warning(f"G = {ui.STATE['G']} does not divide C = 6 channels, so group norm is left out.")
-        norms_spec, norms_summary = ui.norms_panel()
-        st.vega_lite_chart(norms_spec, width="stretch")
+        norms_specs, norms_summary = ui.norms_panel()
+        for column, spec in zip(st.columns(len(norms_specs)), norms_specs, strict=True):
+            with column:
+                common.chart(spec)
         st.dataframe(norms_summary)
 
     with common.section("7 · Backward: the hand-written gradient vs autograd"):

@@ -252,11 +252,14 @@ def normalized_verdict(r: StepsResult, j: int) -> Verdict:
     x_hat = r.x_hat[:, j]
     mean, var = float(x_hat.mean()), float(x_hat.var())
     var_B, s = float(r.stats.var_B.iloc[j]), r.stats.iloc[j]
-    y_part = f"y then has mean β = {num(s.gamma * mean + s.beta)} and std |γ|·{num(var**0.5)} = {num(float(s.y_std))}."
+    y_part = (
+        f"y then has mean {num(float(r.y[:, j].mean()))} (β = {num(float(s.beta))}) and std {num(float(s.y_std))} "
+        f"(|γ|·std(x̂) = {num(abs(float(s.gamma)) * var**0.5)})."
+    )
     if abs(var - 1.0) <= UNIT_VAR_TOL:
         return Verdict(
             True,
-            f"x̂ has mean {num(mean)} ≈ 0 and variance {num(var)} ≈ 1 here, whatever the input's "
+            f"x̂ has mean {num(mean)} ≈ 0 and variance {num(var, 6)} ≈ 1 here, whatever the input's "
             f"location and spread; {y_part}",
         )
     return Verdict(
