@@ -202,6 +202,41 @@ def _numeric_columns(frame: pd.DataFrame, issues: list[DataIssue]) -> pd.DataFra
     return numeric[keep]
 
 
+def _capped(frame: pd.DataFrame, issues: list[DataIssue]) -> pd.DataFrame:
+    """At most MAX_ROWS rows and MAX_COLS columns, with a notice for each cut."""
+    if len(frame) > MAX_ROWS:
+        frame = frame.iloc[:MAX_ROWS]
+        issues.append(DataIssue("warning", f"Only the first {MAX_ROWS} rows are used."))
+    if frame.shape[1] > MAX_COLS:
+        issues.append(DataIssue("warning", f"Only the first {MAX_COLS} of {frame.shape[1]} columns are used."))
+        frame = frame.iloc[:, :MAX_COLS]
+    return frame
+
+
+def _complete_rows(numeric: pd.DataFrame, issues: list[DataIssue]) -> np.ndarray:
+    """The rows whose every cell is a finite number; the others are counted in a notice."""
+    values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        n_bad = int((~finite).sum())
+        issues.append(
+            DataIssue("warning", f"Dropped {n_bad} row(s) with a missing, non-numeric, NaN or infinite value.")
+        )
+    return values[finite]
+
+
+def _warn_constant(columns: pd.Index, values: np.ndarray, issues: list[DataIssue]) -> None:
+    constant = [c for c, col in zip(columns, values.T, strict=True) if np.ptp(col) == 0]
+    if constant:
+        issues.append(
+            DataIssue(
+                "warning",
+                f"Constant feature(s) {', '.join(map(repr, constant))}: σ²_B = 0, so x̂ = 0 and y = β for every "
+                "example; only ε keeps the division finite.",
+            )
+        )
+
+
 def parse_csv(raw: bytes) -> ParsedCSV:
     """Turn uploaded or pasted bytes into a clean ``(N, C)`` float64 table.
 
@@ -224,22 +259,10 @@ def parse_csv(raw: bytes) -> ParsedCSV:
         return ParsedCSV(None, (), tuple(issues))
     if frame.empty:
         return _fail("The file has a header row but no data rows.", issues)
-    if len(frame) > MAX_ROWS:
-        frame = frame.iloc[:MAX_ROWS]
-        issues.append(DataIssue("warning", f"Only the first {MAX_ROWS} rows are used."))
-    if frame.shape[1] > MAX_COLS:
-        issues.append(DataIssue("warning", f"Only the first {MAX_COLS} of {frame.shape[1]} columns are used."))
-        frame = frame.iloc[:, :MAX_COLS]
-    numeric = _numeric_columns(frame, issues)
+    numeric = _numeric_columns(_capped(frame, issues), issues)
     if numeric.shape[1] == 0:
         return _fail("No numeric columns found. Rows should be examples and columns numeric features.", issues)
-    finite = np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan)).all(axis=1)
-    if not finite.all():
-        n_bad = int((~finite).sum())
-        issues.append(
-            DataIssue("warning", f"Dropped {n_bad} row(s) with a missing, non-numeric, NaN or infinite value.")
-        )
-    values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)[finite]
+    values = _complete_rows(numeric, issues)
     if values.shape[0] == 0:
         return _fail("No complete numeric rows are left.", issues)
     if values.shape[0] == 1:
@@ -248,15 +271,7 @@ def parse_csv(raw: bytes) -> ParsedCSV:
             "so every x̂ would be 0). Add at least one more row.",
             issues,
         )
-    constant = [c for c, col in zip(numeric.columns, values.T, strict=True) if np.ptp(col) == 0]
-    if constant:
-        issues.append(
-            DataIssue(
-                "warning",
-                f"Constant feature(s) {', '.join(map(repr, constant))}: σ²_B = 0, so x̂ = 0 and y = β for every "
-                "example; only ε keeps the division finite.",
-            )
-        )
+    _warn_constant(numeric.columns, values, issues)
     return ParsedCSV(values, tuple(str(c) for c in numeric.columns), tuple(issues))
 
 
