@@ -159,13 +159,13 @@ def check_questions(cfg: ComparisonConfig, target: float, layer: int, which: str
 def grid_view(cfg: GridConfig, target: float) -> GridView:
     result = compute_grid(cfg)
     summary, title = grid_summary(result, target), GRIDS[cfg.axis].title
-    skipped = result.skipped[0].reason if result.skipped else None
+    skipped = result.skipped[0] if result.skipped else None
     return GridView(
         chart=grid_chart(summary, cfg.axis, target).to_dict(),
         table=summary,
-        verdict=grid_verdict(summary, title, target, skipped).text,
+        verdict=grid_verdict(summary, title, target, skipped.reason if skipped else None).text,
         diverged=grid_divergence(summary, title),
-        skipped=skipped,
+        skipped=skipped.note if skipped else None,
     )
 
 
@@ -192,7 +192,7 @@ def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
         return
     view = grid_view(gcfg, target)
     if view.skipped:
-        st.warning(f"**BN: not trained.** {view.skipped[:1].upper()}{view.skipped[1:]}.", icon=":material/warning:")
+        st.warning(view.skipped, icon=":material/warning:")
     st.vega_lite_chart(view.chart, width="stretch")
     st.markdown(view.verdict)
     if view.diverged:

@@ -44,7 +44,7 @@ class GridView:
     table: pd.DataFrame  # bn_core.experiments.training.grid_summary
     verdict: str  # grid_verdict's sentence
     diverged: str | None  # "Diverged runs, marked ✕ …", or None
-    skipped: str | None  # the lesson when BN could not train (a batch of 1), or None
+    skipped: str | None  # the lesson when BN could not train (a batch of 1: Skipped.note), or None
 
 
 def _acc_label(r) -> str:

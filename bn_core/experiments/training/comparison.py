@@ -57,6 +57,11 @@ class Skipped:
     variant: str  # "BN"
     reason: str  # e.g. bn_core.train.BATCH_OF_ONE
 
+    @property
+    def note(self) -> str:
+        """The lesson as the page shows it: "**BN: not trained.** Batch norm needs a batch of at least 2: …"."""
+        return f"**{self.variant}: not trained.** {self.reason[:1].upper()}{self.reason[1:]}."
+
 
 @dataclass(frozen=True, eq=False)
 class ComparisonResult:

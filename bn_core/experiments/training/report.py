@@ -83,7 +83,7 @@ def comparison_table(result: ComparisonResult, found: dict[str, Outcome], target
 
 def notes(result: ComparisonResult) -> tuple[str, ...]:
     """The lessons a section shows in place of a missing curve: a skipped side, a diverged run."""
-    lessons = [f"**{s.variant}: not trained.** {s.reason[:1].upper()}{s.reason[1:]}." for s in result.skipped]
+    lessons = [s.note for s in result.skipped]
     for row in result.summary.itertuples():
         if not pd.isna(row.diverged_at):
             lessons.append(
