@@ -637,7 +637,8 @@ def test_every_debate_account_follows_its_tab():
     assert "finds BN's landscape smoother" in d.smoothness.text and "explodes" in d.explosion.text
     other = debate(_evidence(bn=0.15), None, _land(0.8, 0.2, 4.8, 1.0), _jac())
     assert [v.holds for v in other.verdicts] == [False, False, False, True, False]
-    assert "has no lead" in other.learning_rate.text and "does not show it" in other.explosion.text
+    assert "has no lead" in other.learning_rate.text and "stays below the 10×" in other.explosion.text
+    assert "does not show it" in debate(None, jac=_jac(gain_bn=0.5)).explosion.text
     assert "not run yet" in debate(None).smoothness.text and "could not run" in debate(None).explosion.text
 
 

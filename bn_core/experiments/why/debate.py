@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bn_core.experiments.why.common import NetOutcome, leads, untrained
 from bn_core.experiments.why.ics import ICSSummary, ics_direction
-from bn_core.experiments.why.jacobian import JacobianSummary, gradient_fate
+from bn_core.experiments.why.jacobian import EXPLODING, JacobianSummary, gradient_fate
 from bn_core.experiments.why.landscape import LandscapeSummary, is_smoother
 from bn_core.experiments.why.noisy import (
     VARIANTS,
@@ -101,8 +101,7 @@ def _ics_evidence(ics: ICSSummary | None) -> tuple[str | None, str]:
     direction = ics_direction(ics)
     word = {"less": "*less*", "more": "*more*", "same": "about the same"}[direction]
     return direction, (
-        f"The ICS tab measures {word} ICS with BN (cos(G, G′) {num(ics.cos_bn, 2)} with BN vs "
-        f"{num(ics.cos_plain, 2)} without)."
+        f"The ICS tab measures {word} ICS with BN (cos(G, G′) {ics.cos_bn:.2f} with BN vs {ics.cos_plain:.2f} without)."
     )
 
 
@@ -125,7 +124,7 @@ def ics_account(noisy: NoisyEvidence | None, ics: ICSSummary | None) -> Verdict:
     stability, first = stability_evidence(noisy)
     direction, second = _ics_evidence(ics)
     if ics is None:
-        holds, end = False, "Run the ICS tab to complete this account."
+        holds, end = False, ""
     elif direction is None:
         holds, end = False, "So the ICS measurement cannot weigh in at these settings."
     elif stability is None:
@@ -136,7 +135,7 @@ def ics_account(noisy: NoisyEvidence | None, ics: ICSSummary | None) -> Verdict:
         holds,
         "**Internal covariate shift** was the original motivation (Ioffe & Szegedy 2015, "
         f"[arXiv:1502.03167](https://arxiv.org/abs/1502.03167)), but the paper never measured it. {first} "
-        f"{second} {end}",
+        f"{second} {end}".rstrip(),
     )
 
 
@@ -187,6 +186,12 @@ def _explosion(jac: JacobianSummary | None) -> Verdict:
     found = f"the gradient norm is multiplied by {num(jac.gain_bn)} from the last hidden layer back to the input"
     if fate == "exploding":
         return Verdict(True, f"{head}: in the Jacobians tab {found} with BN: it explodes, as Yang et al. prove.")
+    if jac.gain_bn > 1:
+        return Verdict(
+            False,
+            f"{head}: in the Jacobians tab {found} with BN: it grows, the trend Yang et al. prove, but stays "
+            f"below the {num(EXPLODING)}× that would count as exploding at this depth.",
+        )
     return Verdict(False, f"{head}: in the Jacobians tab {found} with BN ({fate}): this net does not show it.")
 
 

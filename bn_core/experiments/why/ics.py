@@ -227,7 +227,7 @@ def ics_verdict(s: ICSSummary) -> Verdict:
     direction = ics_direction(s)
     text = (
         f"**Measured** (mean over layers 2 … {s.last_layer} and every measured step): cos(G, G′) = "
-        f"**{num(s.cos_bn, 2)}** with BN, **{num(s.cos_plain, 2)}** without; ‖G − G′‖ / ‖G‖ = "
+        f"**{s.cos_bn:.2f}** with BN, **{s.cos_plain:.2f}** without; ‖G − G′‖ / ‖G‖ = "
         f"**{num(s.rel_bn, 2)}** with BN, **{num(s.rel_plain, 2)}** without: {_COMPARE[direction]}. "
         f"Final test accuracy: BN {s.bn.acc_text}, no norm {s.plain.acc_text}."
     )

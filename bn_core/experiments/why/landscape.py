@@ -252,8 +252,8 @@ def landscape_verdict(s: LandscapeSummary) -> Verdict:
     smoother = is_smoother(s)
     text = (
         f"**Measured** (mean over the {s.checkpoints} checkpoints): the gradient-predictiveness band is "
-        f"**{num(s.grad_band_bn)}** wide with BN and **{num(s.grad_band_plain)}** without (no norm ÷ BN = {grad}); "
-        f"the loss band, no norm ÷ BN = {loss}; effective β-smoothness **{num(s.beta_bn)}** with BN vs "
+        f"**{grad}** as wide without BN as with it (no norm vs BN); the loss band **{loss}**; "
+        f"effective β-smoothness **{num(s.beta_bn)}** with BN vs "
         f"**{num(s.beta_plain)}** without: BN's landscape is {'smoother' if smoother else '*not* smoother'} "
         f"along the gradient (smoother means a band at least {num(SMOOTHER)}× narrower and a lower β). "
         f"Final test accuracy: BN {s.bn.acc_text}, no norm {s.plain.acc_text}."
