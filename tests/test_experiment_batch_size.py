@@ -20,9 +20,9 @@ from bn_core.experiments.batch_size import (
     NonIIDConfig,
     NonIIDResult,
     NormSettings,
-    batch_of_one,
     check_sweep,
-    point_train_config,
+    network_train_config,
+    run_batch_of_one,
     run_batch_size_sweep,
     run_noise,
     run_non_iid,
@@ -144,7 +144,7 @@ def test_every_network_of_a_batch_size_equals_training_it_alone():
     records = train_networks(SMALL, B, nets, DIGITS, None).set_index(["variant", "seed"])
     assert len(nets) == 12
     for net in nets:
-        cfg, factory = point_train_config(SMALL, B, net, N_TRAIN)
+        cfg, factory = network_train_config(SMALL, B, net, N_TRAIN)
         alone = train(cfg, data=DIGITS, norm_factory=factory)
         mine = records.loc[(net.variant, net.seed)]
         assert mine["test_error"] == pytest.approx(1 - alone.final_test_acc, abs=1e-12), net
@@ -322,7 +322,7 @@ def test_non_iid_verdict_both_ways():
 
 
 def test_one_verdict_both_ways():
-    r = batch_of_one(seed=0)
+    r = run_batch_of_one(seed=0)
     assert bs.one_verdict(r).holds and "the example is erased" in bs.one_verdict(r).text
     leaky = replace(r, functional=r.functional.assign(x_hat=0.5, dx=0.3))
     assert not bs.one_verdict(leaky).holds and "not erased" in bs.one_verdict(leaky).text
@@ -334,7 +334,7 @@ def test_one_verdict_both_ways():
 @pytest.mark.parametrize("seed", [0, 7])
 def test_questions_answer_with_the_live_numbers(seed):
     noise = run_noise(NoiseConfig(n_batches=300, m_max=32, seed=seed, population="digits layer 1"))
-    one = batch_of_one(seed)
+    one = run_batch_of_one(seed)
     cfg = replace(SMALL, variants=("batch", "group"), batch_sizes=(8, 16), epochs=0.05, seed=seed, dtype="float32")
     sweep = run_batch_size_sweep(cfg)
     qs = {q.key: q for q in bs.questions(noise, one, sweep)}
@@ -386,7 +386,7 @@ def test_batch_of_one_leaves_bn_out_with_a_note_and_trains_the_rest():
 
 # -- 4. a batch of one ------------------------------------------------------------------
 def test_batch_of_one_messages_and_the_erased_example():
-    result = batch_of_one(seed=0)
+    result = run_batch_of_one(seed=0)
     outcome = result.outcomes.set_index(["implementation", "mode"])
     torch_msg = outcome.loc[("torch nn.BatchNorm1d", "train"), "message"]
     assert "Expected more than 1 value per channel when training" in torch_msg

@@ -21,7 +21,7 @@ from bn_core.experiments.batch_size import (
     NoiseResult,
     NonIIDConfig,
     NonIIDResult,
-    batch_of_one,
+    run_batch_of_one,
     run_batch_size_sweep,
     run_noise,
     run_non_iid,
@@ -115,4 +115,4 @@ def non_iid_spec(cfg: NonIIDConfig) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def compute_one(seed: int) -> BatchOfOneResult:
-    return batch_of_one(seed)
+    return run_batch_of_one(seed)

@@ -27,7 +27,7 @@ from bn_core.experiments.batch_size.noise import (
     std_of_variance,
 )
 from bn_core.experiments.batch_size.non_iid import NonIIDConfig, NonIIDResult, non_iid_verdict, run_non_iid
-from bn_core.experiments.batch_size.one import BatchOfOneResult, batch_of_one, one_verdict
+from bn_core.experiments.batch_size.one import BatchOfOneResult, one_verdict, run_batch_of_one
 from bn_core.experiments.batch_size.quiz import questions
 from bn_core.experiments.batch_size.sweep import (
     BatchSizeSweepConfig,
@@ -36,7 +36,7 @@ from bn_core.experiments.batch_size.sweep import (
     check_sweep,
     lr_at,
     network_count,
-    point_train_config,
+    network_train_config,
     run_batch_size_sweep,
     steps_at,
     sweep_points,
@@ -81,7 +81,7 @@ __all__ = [
     "steps_at",
     "sweep_points",
     "network_count",
-    "point_train_config",
+    "network_train_config",
     "SweepVerdicts",
     "sweep_verdicts",
     "takeaway",
@@ -90,7 +90,7 @@ __all__ = [
     "run_non_iid",
     "non_iid_verdict",
     "BatchOfOneResult",
-    "batch_of_one",
+    "run_batch_of_one",
     "one_verdict",
     "questions",
 ]

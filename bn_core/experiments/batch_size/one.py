@@ -22,7 +22,7 @@ from bn_core.models import MLPConfig
 from bn_core.train import TrainConfig, validate_config
 from bn_core.verdict import Verdict, num
 
-__all__ = ["BatchOfOneResult", "batch_of_one", "one_verdict", "ERASED_GRAD"]
+__all__ = ["BatchOfOneResult", "run_batch_of_one", "one_verdict", "ERASED_GRAD"]
 
 # "Zero up to rounding": float64 rounding of the backward's sums leaves |dx| ≲ 1e-15 · |dy|; a gradient that
 # still carries the example would be of the order of |dy| itself (≈ 1 here).
@@ -52,7 +52,7 @@ def _attempt(name: str, shape: tuple[int, ...], mode: str, fn: Callable[[], obje
     return row
 
 
-def batch_of_one(seed: int = 0, C: int = 4) -> BatchOfOneResult:
+def run_batch_of_one(seed: int = 0, C: int = 4) -> BatchOfOneResult:
     """Run one example through torch's BN, ``ManualBatchNorm``, the functional, group norm and the engine.
 
     Torch and ``ManualBatchNorm`` refuse (their real messages are kept); the bare

@@ -51,7 +51,7 @@ __all__ = [
     "lr_at",
     "steps_at",
     "sweep_points",
-    "point_train_config",
+    "network_train_config",
     "train_networks",
     "network_count",
 ]
@@ -174,7 +174,7 @@ def _stack(cfg: BatchSizeSweepConfig, batch_size: int, nets: Sequence[Network], 
     return StackConfig(base=base, points=points, test_batch=batch_size if batch_size >= 2 else None)
 
 
-def point_train_config(
+def network_train_config(
     cfg: BatchSizeSweepConfig, batch_size: int, net: Network, n_train: int
 ) -> tuple[TrainConfig, Callable]:
     """What trains ``net`` alone with :func:`bn_core.train.train`: its config and ``norm_factory``."""
