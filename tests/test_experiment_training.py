@@ -19,7 +19,6 @@ from bn_core.experiments.training import (
     ComparisonConfig,
     GridConfig,
     band_drift,
-    band_frame,
     comparison_report,
     estimated_seconds,
     grid_config,
@@ -27,13 +26,14 @@ from bn_core.experiments.training import (
     grid_estimated_seconds,
     grid_summary,
     grid_verdict,
+    percentile_bands,
     questions,
     run_backend_check,
     run_comparison,
     run_grid,
+    side_config,
     snapshot_steps,
     steps_to_target,
-    train_config,
 )
 from bn_core.experiments.training.verdicts import (
     FLOAT64_AGREEMENT,
@@ -60,7 +60,7 @@ def small():
 
 def test_both_variants_are_the_engine_runs_with_identical_init(small):
     for norm, variant in (("batch", "BN"), ("none", "no norm")):
-        alone = train(train_config(SMALL, norm))
+        alone = train(side_config(SMALL, norm))
         ours = small.curves[small.curves["variant"] == variant].reset_index(drop=True)
         pd.testing.assert_frame_equal(ours, alone.curves, check_exact=True)
     bn, plain = (build_model(_sized(SMALL, norm), seed=SMALL.seed) for norm in ("batch", "none"))
@@ -72,7 +72,7 @@ def test_both_variants_are_the_engine_runs_with_identical_init(small):
 
 def _sized(cfg: ComparisonConfig, norm: str):
     """The model config of one side, with the digits' input and output sizes."""
-    return replace(train_config(cfg, norm).model, in_features=64, n_classes=10)
+    return replace(side_config(cfg, norm).model, in_features=64, n_classes=10)
 
 
 def test_same_config_gives_identical_frames_and_the_seed_matters(small):
@@ -90,7 +90,7 @@ def test_histograms_are_the_probe_batch_at_every_snapshot(small):
     assert (totals == 128 * 24).all()  # every value of the 128-example probe, every unit
     np.testing.assert_allclose(hist.groupby(["variant", "layer", "quantity", "step"])["share"].sum(), 1.0)
     # step 0 = the freshly built net on the engine's probe: recount its layer-1 input by hand
-    tcfg = train_config(SMALL, "none")
+    tcfg = side_config(SMALL, "none")
     split = load_dataset(DataConfig("digits"))
     probe_idx, _ = fixed_rows(tcfg, split)
     model = build_model(_sized(SMALL, "none"), seed=SMALL.seed)
@@ -143,7 +143,7 @@ def test_steps_to_target_and_band_views_on_known_numbers():
         ],
         columns=["step", "variant", "layer", "metric", "value"],
     )
-    bands = band_frame(layers, 2)
+    bands = percentile_bands(layers, 2)
     assert list(bands.columns) == ["step", "variant", "p15", "p50", "p85"] and len(bands) == 4
     drift = band_drift(layers, 2)
     assert drift["BN"] == 0.0
@@ -159,12 +159,12 @@ def test_grid_maps_every_axis_onto_the_engine_exactly():
         pick = result.runs[(result.runs[field] == values[1]) & (result.runs["seed"] == 1) & result.runs["bn"]]
         ours = result.curves[(result.curves["config_id"] == pick["config_id"].iloc[0])]
         # seeds 1, 2, … vary the init and the batches; the data split stays the global seed's
-        alone = train(replace(train_config(replace(base, **{field: values[1]}), "batch"), seed=1))
+        alone = train(replace(side_config(replace(base, **{field: values[1]}), "batch"), seed=1))
         np.testing.assert_allclose(ours[ours["metric"] == "loss"]["value"], alone.metric("loss"), atol=1e-10)
     result = run_grid(GridConfig(base=base, axis="depth", values=(1.0, 3.0), n_seeds=1))
     assert sorted(set(result.runs["depth"])) == [1, 3] and result.runs["config_id"].is_unique
     ours = result.curves[(result.curves["depth"] == 3) & ~result.curves["bn"] & (result.curves["metric"] == "loss")]
-    alone = train(train_config(replace(base, depth=3), "none"))
+    alone = train(side_config(replace(base, depth=3), "none"))
     np.testing.assert_allclose(ours["value"], alone.metric("loss"), atol=1e-10)
 
 
@@ -292,7 +292,7 @@ def test_a_batch_of_one_skips_bn_and_trains_the_plain_net_exactly():
     result = run_comparison(cfg)
     assert result.trained == ("no norm",) and [s.variant for s in result.skipped] == ["BN"]
     assert "batch of at least 2" in result.skipped[0].reason
-    alone = train(train_config(cfg, "none"))
+    alone = train(side_config(cfg, "none"))
     pd.testing.assert_frame_equal(result.curves.reset_index(drop=True), alone.curves, check_exact=True)
     assert set(result.hist["variant"]) == {"no norm"} and set(result.layers["variant"]) == {"no norm"}
     summary = result.summary.set_index("variant")

@@ -24,13 +24,13 @@ from bn_core.experiments.training import (
     ComparisonResult,
     GridConfig,
     GridResult,
-    band_frame,
     comparison_report,
     grid_divergence,
     grid_estimated_seconds,
     grid_summary,
     grid_verdict,
     n_layers,
+    percentile_bands,
     questions,
     run_backend_check,
     run_comparison,
@@ -122,7 +122,7 @@ def curves(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Curv
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> BandsView:
-    chart = bands_chart(band_frame(compute(cfg).layers, layer, which), layer, which)
+    chart = bands_chart(percentile_bands(compute(cfg).layers, layer, which), layer, which)
     return BandsView(chart=chart.to_dict(), drift=report(cfg, target, layer, which).drift.text)
 
 

@@ -33,8 +33,8 @@ from bn_core.experiments.training.config import (
     ComparisonConfig,
     estimated_seconds,
     n_layers,
+    side_config,
     snapshot_steps,
-    train_config,
 )
 from bn_core.experiments.training.grids import (
     GRID_AXES,
@@ -46,7 +46,7 @@ from bn_core.experiments.training.grids import (
     grid_values,
     run_grid,
 )
-from bn_core.experiments.training.measures import band_drift, band_frame, steps_to_target
+from bn_core.experiments.training.measures import band_drift, percentile_bands, steps_to_target
 from bn_core.experiments.training.quiz import questions
 from bn_core.experiments.training.report import ComparisonReport, comparison_report
 from bn_core.experiments.training.verdicts import Outcome, grid_divergence, grid_verdict
@@ -69,7 +69,7 @@ __all__ = [
     "run_backend_check",
     "estimated_seconds",
     "grid_estimated_seconds",
-    "train_config",
+    "side_config",
     "grid_config",
     "grid_values",
     "grid_summary",
@@ -78,7 +78,7 @@ __all__ = [
     "n_layers",
     "snapshot_steps",
     "steps_to_target",
-    "band_frame",
+    "percentile_bands",
     "band_drift",
     "questions",
 ]

@@ -28,8 +28,8 @@ from bn_core.experiments.training.config import (
     check_cost,
     estimated_seconds,
     n_layers,
+    side_config,
     snapshot_steps,
-    train_config,
 )
 from bn_core.experiments.training.histograms import Snapshots, hist_frame
 from bn_core.models import MLPConfig, build_model
@@ -47,7 +47,7 @@ from bn_core.train import (
     train,
 )
 
-__all__ = ["Skipped", "ComparisonResult", "run_comparison", "sub_progress"]
+__all__ = ["Skipped", "ComparisonResult", "run_comparison", "part_progress"]
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _skipped_row(skip: Skipped) -> dict:
     }
 
 
-def sub_progress(progress: Progress | None, i: int, n: int, label: str) -> Progress | None:
+def part_progress(progress: Progress | None, i: int, n: int, label: str) -> Progress | None:
     """Part ``i`` of ``n`` of a computation, reported as its share of the whole."""
     if progress is None:
         return None
@@ -155,14 +155,14 @@ def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> C
             set, the CNN on a non-image dataset, too costly, …), with a message for the user.
     """
     check_cost(estimated_seconds(cfg), MAX_RUN_S, "This comparison")
-    sides = [train_config(cfg, norm) for norm in NORMS]
+    sides = [side_config(cfg, norm) for norm in NORMS]
     skipped = tuple(Skipped(t.variant, BATCH_OF_ONE) for t in sides if needs_bigger_batch(t))
     runnable = [t for t in sides if not needs_bigger_batch(t)]
     split = load_dataset(sides[0].data)
     snaps_at = snapshot_steps(cfg)
     results, snaps = [], {}
     for i, tcfg in enumerate(runnable):
-        part = sub_progress(progress, i, len(runnable), tcfg.variant)
+        part = part_progress(progress, i, len(runnable), tcfg.variant)
         result, snaps[tcfg.variant] = _train_with_snapshots(tcfg, split, part, snaps_at)
         results.append(result)
     curves, layers = concat_results(results)

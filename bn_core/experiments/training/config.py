@@ -1,7 +1,7 @@
 """Training Comparison: one BN-vs-no-norm comparison as a frozen config, and the cost guard.
 
 The two nets of a comparison share everything in :class:`ComparisonConfig`; only the
-normalization differs (:func:`train_config`). The cost guard estimates the CPU seconds a
+normalization differs (:func:`side_config`). The cost guard estimates the CPU seconds a
 setting needs, so one student's extreme controls cannot stall a shared 2-core server.
 
 Source: Ioffe & Szegedy 2015, arXiv:1502.03167 (Fig. 1: 3 × 100 sigmoid units, batch 60, SGD).
@@ -26,7 +26,7 @@ __all__ = [
     "MAX_GRID_S",
     "ComparisonConfig",
     "n_layers",
-    "train_config",
+    "side_config",
     "snapshot_steps",
     "macs_per_example",
     "estimated_seconds",
@@ -78,7 +78,7 @@ def _model(cfg: ComparisonConfig, norm: Literal["batch", "none"]) -> ModelConfig
     return MLPConfig(depth=cfg.depth, width=cfg.width, **shared)
 
 
-def train_config(cfg: ComparisonConfig, norm: Literal["batch", "none"]) -> TrainConfig:
+def side_config(cfg: ComparisonConfig, norm: Literal["batch", "none"]) -> TrainConfig:
     """The engine config of one side of the comparison (BN: ``norm="batch"``)."""
     if cfg.arch not in ("mlp", "cnn"):
         raise ValueError(f"Unknown architecture {cfg.arch!r}; choose mlp or cnn.")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bn_core.data import DataSplit, load_dataset
-from bn_core.experiments.training.comparison import Skipped, sub_progress
+from bn_core.experiments.training.comparison import Skipped, part_progress
 from bn_core.experiments.training.config import (
     MAC_PER_S,
     MAX_GRID_S,
@@ -28,7 +28,7 @@ from bn_core.experiments.training.config import (
     ComparisonConfig,
     check_cost,
     macs_per_example,
-    train_config,
+    side_config,
 )
 from bn_core.experiments.training.measures import steps_to_target
 from bn_core.progress import Progress
@@ -112,11 +112,11 @@ def grid_estimated_seconds(cfg: GridConfig) -> float:
 
 def _bns(base: ComparisonConfig) -> tuple[bool, ...]:
     """Which sides a grid can train: both, or only the net without normalization (BN with a batch of 1)."""
-    return (False,) if needs_bigger_batch(train_config(base, "batch")) else (True, False)
+    return (False,) if needs_bigger_batch(side_config(base, "batch")) else (True, False)
 
 
 def _sweep(cfg: GridConfig, split: DataSplit, base: ComparisonConfig, progress: Progress | None, **axes) -> SweepResult:
-    tcfg = replace(train_config(base, "batch"), eval_every=max(1, base.steps // 30), record_layers=False)
+    tcfg = replace(side_config(base, "batch"), eval_every=max(1, base.steps // 30), record_layers=False)
     seeds = tuple(base.seed + k for k in range(cfg.n_seeds))
     grid = sweep_grid(tcfg, seeds=seeds, bns=_bns(base), **axes)
     return run_sweep(grid, data=split, progress=progress)
@@ -132,12 +132,12 @@ def run_grid(cfg: GridConfig, progress: Progress | None = None) -> GridResult:
     if cfg.base.arch != "mlp":
         raise ValueError("The sweep engine trains MLPs only: pick an MLP preset to run the grids.")
     check_cost(grid_estimated_seconds(cfg), MAX_GRID_S, "This grid")
-    split = load_dataset(train_config(cfg.base, "batch").data)
+    split = load_dataset(side_config(cfg.base, "batch").data)
     if cfg.axis == "depth":
         parts = []
         for i, depth in enumerate(cfg.values):
             base = replace(cfg.base, depth=int(depth))
-            sub = sub_progress(progress, i, len(cfg.values), f"depth {int(depth)}")
+            sub = part_progress(progress, i, len(cfg.values), f"depth {int(depth)}")
             parts.append((int(depth), _sweep(cfg, split, base, sub, lrs=(base.lr,), init_scales=(base.init_scale,))))
     else:
         key = {"lr": "lrs", "init_scale": "init_scales"}[cfg.axis]

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["steps_to_target", "band_frame", "band_drift", "mean_by_variant", "median_grad_norm"]
+__all__ = ["steps_to_target", "percentile_bands", "band_drift", "mean_by_variant", "median_grad_norm"]
 
 
 def steps_to_target(curves: pd.DataFrame, target: float, by: Sequence[str] = ("variant",)) -> pd.Series:
@@ -27,7 +27,7 @@ def steps_to_target(curves: pd.DataFrame, target: float, by: Sequence[str] = ("v
     return reached.reindex(groups).astype("Int64")
 
 
-def band_frame(layers: pd.DataFrame, layer: int, which: Literal["unit", "pre"] = "unit") -> pd.DataFrame:
+def percentile_bands(layers: pd.DataFrame, layer: int, which: Literal["unit", "pre"] = "unit") -> pd.DataFrame:
     """Ioffe Fig. 1 (b, c): ``step, variant, p15, p50, p85`` of one layer's input over training.
 
     ``which="unit"``: one tracked unit (what the paper plots); ``"pre"``: all units pooled.
@@ -43,7 +43,7 @@ def band_drift(layers: pd.DataFrame, layer: int, which: Literal["unit", "pre"] =
 
     This is the "the distribution changes during training" of Fig. 1 (b, c) in one number.
     """
-    bands = band_frame(layers, layer, which)
+    bands = percentile_bands(layers, layer, which)
     out = {}
     for variant, rows in bands.groupby("variant"):
         p = rows[["p15", "p50", "p85"]].to_numpy()  # (T, 3)
