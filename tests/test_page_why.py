@@ -5,12 +5,14 @@ Heavier tabs are opened through the URL with small step counts, so the whole fil
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from tests.helpers import alerts, assert_clean, charts, open_page
+from tests.helpers import alerts, assert_clean, chart_tables, charts, open_page
 from tests.test_hostile import _drive, _widget
+from tests.test_pages import MAX_CHART_ROWS, _has_tooltip
 from ui import why as ui
 
 PAGE = "views/why.py"
@@ -28,6 +30,13 @@ def _numbers(text: str) -> list[str]:
 
 def _table(at, column: str):
     return next(df.value for df in at.dataframe if column in getattr(df.value, "columns", []))
+
+
+def _assert_charts_are_light(at) -> None:
+    """Every chart of the open tab has tooltips and ships at most MAX_CHART_ROWS rows (the generic test sees tab 1)."""
+    for chart in charts(at):
+        assert _has_tooltip(json.loads(chart.proto.spec)), chart.proto.spec[:200]
+        assert 0 < sum(table.num_rows for table in chart_tables(chart)) <= MAX_CHART_ROWS
 
 
 def _answer_box(at, key: str):
@@ -124,6 +133,7 @@ def test_ics_button_trains_measures_and_the_debate_reports_it():
     next(b for b in at.button if "measure ICS" in b.label).click().run()
     assert_clean(at)
     assert len(charts(at)) == 2
+    _assert_charts_are_light(at)
     verdict = _markdown(at, "cos(G, G′) = ")
     assert "with BN" in verdict and "Final test accuracy" in verdict
     assert at.query_params["ics_run"] == "1"
@@ -149,9 +159,14 @@ def test_landscape_tab_draws_three_bands_and_compares_them():
     at = open_page(PAGE, query=SMALL_LAND)
     assert_clean(at)
     assert len(charts(at)) == 3
+    _assert_charts_are_light(at)
     verdict = _markdown(at, "gradient-predictiveness band")
     assert "β-smoothness" in verdict and len(_numbers(verdict)) >= 6
     assert "the Landscape tab finds" in _markdown(at, "A smoother landscape")
+    at.selectbox(key="why:land_act").set_value("tanh").run()  # the tab's own control reruns its experiment
+    assert_clean(at)
+    assert at.query_params["land_act"] == "tanh" and len(charts(at)) == 3
+    assert _markdown(at, "gradient-predictiveness band") != verdict
 
 
 @pytest.mark.parametrize("query", [SMALL_LAND, SMALL_ICS])
@@ -173,6 +188,7 @@ def test_scale_identities_hold_for_every_alpha_on_the_slider():
     at = open_page(PAGE, query={"tab": "Scale invariance", "steps": "50"})
     assert_clean(at)
     assert len(charts(at)) == 3  # α sweep, ‖W‖ over training, turn per step
+    _assert_charts_are_light(at)
     for alpha in (ui.ALPHA_GRID[0], ui.ALPHA_GRID[-1]):
         at.select_slider(key="why:alpha").set_value(alpha).run()
         assert_clean(at)
@@ -199,6 +215,7 @@ def test_jacobian_tab_shows_singular_values_and_gradient_norms():
     at = open_page(PAGE, query={"tab": "Jacobians", "jac_depth": "4"})
     assert_clean(at)
     assert len(charts(at)) == 3
+    _assert_charts_are_light(at)
     assert "layers 2 … 4" in _markdown(at, "median singular value")
     assert any("showing layer 4 instead of 5" in a for a in alerts(at, "info"))
 
