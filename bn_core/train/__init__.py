@@ -17,7 +17,6 @@ reproduces :func:`train` configuration by configuration.
 Sources: Ioffe & Szegedy 2015, arXiv:1502.03167; Kingma & Ba 2014, arXiv:1412.6980.
 """
 
-from bn_core.progress import Progress
 from bn_core.train.config import (
     BATCH_OF_ONE,
     BATCH_ORDERS,
@@ -45,7 +44,6 @@ __all__ = [
     "StepContext",
     "EvalResult",
     "ModelMode",
-    "Progress",
     "train",
     "concat_results",
     "evaluate",
