@@ -154,6 +154,12 @@ class PageState:
 
     # -- access -------------------------------------------------------------
     def key(self, name: str) -> str:
+        """The widget key of a control. Asking for it is how a widget is drawn, so it also marks
+        the control as drawn in this run (see :meth:`_seed_widgets`)."""
+        st.session_state.setdefault(f"__drawn:{self.page}", set()).add(name)
+        return self._wkey(name)
+
+    def _wkey(self, name: str) -> str:
         return f"{self.page}:{name}"
 
     def spec(self, name: str) -> Field:
@@ -179,7 +185,7 @@ class PageState:
     def apply_preset(self, name: str | None = None) -> None:
         """Set every control a preset names (usable as a widget ``on_change``: then the
         preset comes from the picker, whose change reaches the model only at ``load``)."""
-        name = name or st.session_state.get(self.key("preset"), self["preset"])
+        name = name or st.session_state.get(self._wkey("preset"), self["preset"])
         for k, v in self.presets.get(name, {}).items():
             self[k] = v
         self["preset"] = name
@@ -230,21 +236,29 @@ class PageState:
         """A widget whose value differs from what the model last seeded it with was changed by the user."""
         for k, f in self._by_key.items():
             seed_key = f"__seed:{self.page}:{k}"
-            if self.key(k) not in st.session_state or seed_key not in st.session_state:
+            if self._wkey(k) not in st.session_state or seed_key not in st.session_state:
                 continue
-            value = st.session_state[self.key(k)]
+            value = st.session_state[self._wkey(k)]
             if not _same(value, st.session_state[seed_key]) and _legal(f, value):
                 self[k] = value
 
     def _seed_widgets(self) -> None:
-        """Send every widget the model's value (Streamlit marks it as set, so the browser shows it)."""
+        """Send a widget the model's value when the browser may not hold it: the widget was not
+        drawn in the last run (a halted or interrupted run, another page) or code changed the
+        model. Streamlit then marks the value as set, so the browser shows it instead of the
+        widget's first value. A widget the browser already shows correctly is left alone, so a
+        rerun never pulls back a value the user is still changing."""
+        drawn_last_run = st.session_state.get(f"__drawn:{self.page}", set())
+        st.session_state[f"__drawn:{self.page}"] = set()
         for k in self._by_key:
-            value = self[k]
-            try:
-                st.session_state[self.key(k)] = value
-            except StreamlitAPIException:  # a widget kind whose value cannot be set (none of ours today)
-                continue
-            st.session_state[f"__seed:{self.page}:{k}"] = value
+            value, wkey = self[k], self._wkey(k)
+            shown = k in drawn_last_run and wkey in st.session_state and _same(st.session_state[wkey], value)
+            if not shown:
+                try:
+                    st.session_state[wkey] = value
+                except StreamlitAPIException:  # a widget kind whose value cannot be set (none of ours today)
+                    continue
+            st.session_state[f"__seed:{self.page}:{k}"] = value  # what the widget holds now
 
     def _load_url(self, known_elsewhere: Sequence[str], report_unknown: bool) -> list[str]:
         params = {k: st.query_params.get(k, "") for k in st.query_params}

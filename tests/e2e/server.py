@@ -120,3 +120,22 @@ def exceptions_and_failures(page) -> list[str]:
     boxes = page.locator("[data-testid=stException]").all_inner_texts()
     alerts = page.locator("[data-testid=stAlert]").all_inner_texts()
     return boxes + [a for a in alerts if "went wrong" in a or "section failed" in a or "computation failed" in a]
+
+
+def set_slider(page, label: str, value: float, rounds: int = 4) -> None:
+    """Move a slider to ``value`` as a keyboard user would: Home or End, or arrow keys one step at a
+    time, then look at the value and correct it (a key pressed while the page redraws can be lost).
+    """
+    thumb = page.locator(f'input[type=range][aria-label="{label}"]')
+    lo, hi, step = (float(thumb.get_attribute(a)) for a in ("min", "max", "step"))
+    for _ in range(rounds):
+        thumb.focus()
+        if value <= lo or value >= hi:
+            thumb.press("Home" if value <= lo else "End")
+        delta = round((value - float(thumb.input_value())) / step)
+        for _ in range(abs(delta)):
+            thumb.press("ArrowRight" if delta > 0 else "ArrowLeft")
+        settle(page)
+        if abs(float(thumb.input_value()) - value) < step / 2:
+            return
+    raise AssertionError(f"slider {label!r} stuck at {thumb.input_value()}, wanted {value}")
