@@ -40,7 +40,10 @@ def test_landing_page_has_the_four_equations_and_the_lesson_plan():
     latex = [el.value for el in at.latex]
     assert len(latex) == 4
     assert any(r"\mu_\mathcal{B}" in t for t in latex) and any(r"\gamma\,\hat{x}_i + \beta" in t for t in latex)
-    assert len(at.get("page_link")) == len(PAGES) - 1
+    links = [el for el in at.get("page_link") if el.proto.label.startswith(tuple("123456789"))]
+    assert len(links) == len(PAGES) - 1  # one per page of the lesson plan, in teaching order
+    presents = [el for el in at.get("page_link") if el.proto.label == "Present"]
+    assert len(presents) == len(PAGES) - 1 and all("present=1" in el.proto.query_string for el in presents)
 
 
 def test_sidebar_shows_device_torch_and_seed():
@@ -68,4 +71,3 @@ def test_no_pages_folder_next_to_the_router():
     pages-directory mode, where a deep link runs a page file without the router."""
     assert not (ROOT / "pages").exists()
     assert all(info.path.startswith("views/") for info in PAGES)
-

@@ -29,7 +29,7 @@ REAL = """
   (or cached from the same code), every number on screen is computed.
 - **Same seed, same numbers.** The global seed in the sidebar drives every random
   draw; results are bitwise reproducible on the CPU.
-- **Shareable.** Every page's controls live in the URL: the 🔗 *Share* button gives a
+- **Shareable.** Every page's controls live in the URL: the *Share* button gives a
   link that opens the same view for your students.
 - **Runs on the GPU** when the server has one (see the device badge in the sidebar).
 """
@@ -44,6 +44,17 @@ def equations() -> None:
 
 
 def lesson_plan() -> None:
-    """A suggested order through the pages, for a class."""
+    """The order to teach in: per page its minutes, goals and prerequisites, and links to open it
+    normally or in the presenter view."""
+    total = sum(info.minutes for info in PAGES[1:])
+    st.markdown(
+        f"About **{total} minutes** in this order. Each page ends with check-yourself questions; open a "
+        "*Live class* in the sidebar to see your students' answers as they come in."
+    )
     for number, info in enumerate(PAGES[1:], start=1):
-        st.page_link(info.path, label=f"{number}. {info.title} — {info.blurb}", icon=info.icon)
+        with st.container(border=True):
+            head, present = st.columns([4, 1], vertical_alignment="center")
+            head.page_link(info.path, label=f"{number}. {info.title} · {info.minutes} min", icon=info.icon)
+            present.page_link(info.path, label="Present", icon=":material/slideshow:", query_params={"present": "1"})
+            goals = "; ".join(info.goals)
+            st.markdown(f"{info.blurb} **After it, students can** {goals}.  \n*Before it:* {info.prereq}.")
