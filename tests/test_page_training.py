@@ -16,6 +16,9 @@ from ui import training as ui
 
 PAGE = "views/training.py"
 SHORT = {"steps": "50"}
+# Chart order: loss, accuracy, then one chart per net (BN, no norm) for the bands, histograms, gradients, saturation.
+LOSS, ACC, BANDS, HIST, GRADS, SAT = 0, 1, 2, 4, 6, 8
+N_CHARTS = 10  # both nets trained; the grids and the backend check add one each
 
 
 def _summary(at):
@@ -46,7 +49,8 @@ def default_page():
 
 def test_default_view_is_fig1_with_every_chart(default_page):
     at = default_page
-    assert len(charts(at)) == 6  # loss, accuracy, Fig. 1 bands, histograms, gradient norms, saturation
+    assert len(charts(at)) == N_CHARTS
+    assert "BN:" in charts(at)[BANDS].proto.spec and "no norm:" in charts(at)[BANDS + 1].proto.spec
     summary = _summary(at)
     assert list(summary.index) == ["BN", "no norm"]
     assert (summary["status"] == "trained 600 steps").all()
@@ -72,13 +76,13 @@ def test_layer_band_and_histogram_controls(default_page):
     at.radio(key="training:band").set_value("pre").run()
     assert_clean(at)
     assert "band drift, layer 1" in _summary(at).columns and at.query_params["layer"] == "1"
-    assert "15 / 50 / 85 % percentiles of all units" in charts(at)[2].proto.spec
+    assert "15 / 50 / 85 % of all units" in charts(at)[BANDS].proto.spec
     at.multiselect(key="training:snaps").set_value([0, 300, 600]).run()
     at.radio(key="training:hist").set_value("act").run()
     assert_clean(at)
     assert at.query_params["snaps"] == "0,300,600" and at.query_params["hist"] == "act"
-    assert _spec_steps(at, 3) == {0, 300, 600}
-    assert "activation output" in charts(at)[3].proto.spec
+    assert _spec_steps(at, HIST) == _spec_steps(at, HIST + 1) == {0, 300, 600}
+    assert "activation output" in charts(at)[HIST].proto.spec
     for key, value in (("layer", 3), ("band", "unit"), ("hist", "pre")):
         getattr(at, "selectbox" if key == "layer" else "radio")(key=f"training:{key}").set_value(value).run()
 
@@ -91,7 +95,7 @@ def test_higher_learning_rate_preset_stalls_the_plain_net_only():
     assert at.query_params["lr"] == "10" and at.query_params["preset"] == "Higher learning rate ×5"
     summary = _summary(at)
     assert summary.loc["BN", "final_test_acc"] > 0.85 and summary.loc["no norm", "final_test_acc"] < 0.2
-    assert len(charts(at)) == 6
+    assert len(charts(at)) == N_CHARTS
     at.select_slider(key="training:steps").set_value(50.0).run()  # a control departs from the preset
     assert at.selectbox(key="training:preset").value == "custom" and at.query_params["preset"] == "custom"
     assert at.query_params["lr"] == "10"  # the other controls stay as the preset set them
@@ -103,8 +107,8 @@ def test_cnn_preset_trains_the_cnn_and_explains_the_grids():
     assert at.query_params["arch"] == "cnn" and at.query_params["act"] == "relu"
     assert at.selectbox(key="training:layer").options == ["hidden 1", "hidden 2"]
     assert sum("MLPs only" in a for a in alerts(at, "info")) == 3
-    assert len(charts(at)) == 6
-    assert "outputs exactly 0" in charts(at)[5].proto.spec  # ReLU: dead units instead of saturation
+    assert len(charts(at)) == N_CHARTS
+    assert "outputs exactly 0" in charts(at)[SAT].proto.spec  # ReLU: dead units instead of saturation
 
 
 def test_a_diverging_learning_rate_is_reported_not_raised():
@@ -114,7 +118,7 @@ def test_a_diverging_learning_rate_is_reported_not_raised():
     assert any("**no norm: diverged at step" in w for w in warnings), warnings
     summary = _summary(at)
     assert summary.loc["no norm", "status"].startswith("diverged at step")
-    assert len(charts(at)) == 6  # the records up to the divergence are still drawn
+    assert len(charts(at)) == N_CHARTS  # the records up to the divergence are still drawn
 
 
 @pytest.mark.parametrize(
@@ -139,11 +143,11 @@ def test_a_batch_of_one_keeps_every_section_that_can_run():
     assert_clean(at)
     lessons = [w for w in alerts(at, "warning") if "BN: not trained" in w]
     assert len(lessons) == 2 and all("batch of at least 2" in w for w in lessons)  # section 1 and the grid tab
-    assert len(charts(at)) == 7  # loss, accuracy, bands, histograms, gradients, saturation, the lr grid
+    assert len(charts(at)) == 7  # loss, accuracy, then bands, histograms, gradients, saturation of the plain net, grid
     summary = _summary(at)
     assert summary.loc["BN", "status"] == "not trained (batch of 1)"
     assert summary.loc["no norm", "status"] == "trained 50 steps"
-    assert {r["variant"] for r in _all_rows(at, 0)} == {"no norm"}  # only the net that could train
+    assert {r["variant"] for r in _all_rows(at, LOSS)} == {"no norm"}  # only the net that could train
     grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
     assert set(grid["variant"]) == {"no norm"} and len(grid) == 7
     assert any("batch of at least 2" in e for e in alerts(at, "error"))  # the backend check, BN only, in place
@@ -215,7 +219,7 @@ def test_the_url_round_trips_to_the_same_numbers():
     assert_clean(second)
     assert {k: second.query_params[k] for k in second.query_params} == link
     assert _summary(second).equals(table)
-    assert len(views) == 6 and _views(second) == views
+    assert len(views) == N_CHARTS and _views(second) == views
 
 
 def _views(at) -> list[tuple]:
@@ -228,14 +232,14 @@ def _views(at) -> list[tuple]:
 def test_grids_train_and_mark_their_cells():
     at = open_page(PAGE, query={"seeds": "1", "gsteps": "100", "lr_grid": "1", **SHORT})
     assert_clean(at)
-    assert len(charts(at)) == 7
+    assert len(charts(at)) == N_CHARTS + 1
     grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
     assert len(grid) == 2 * 7 and set(grid["n_seeds"]) == {1}
-    assert "Final test accuracy" in charts(at)[6].proto.spec
+    assert "Final test accuracy" in charts(at)[N_CHARTS].proto.spec
     at.toggle(key="training:init_grid").set_value(True).run()
     at.toggle(key="training:depth_grid").set_value(True).run()
     assert_clean(at)
-    assert len(charts(at)) == 9 and at.query_params["depth_grid"] == "1"
+    assert len(charts(at)) == N_CHARTS + 3 and at.query_params["depth_grid"] == "1"
     assert len(at.get("download_button")) == 4  # the run data and one per grid
 
 
@@ -244,7 +248,7 @@ def test_a_diverging_grid_cell_is_marked():
     assert_clean(at)
     warnings = [w for w in alerts(at, "warning") if "marked ✕" in w]
     assert len(warnings) == 1 and "no norm at learning rate 300: 1 of 1" in warnings[0], alerts(at)
-    cells = {(r["label"], r["variant"]): r["acc_text"] for r in _all_rows(at, 6)}
+    cells = {(r["label"], r["variant"]): r["acc_text"] for r in _all_rows(at, N_CHARTS)}
     assert cells[("300", "no norm")] == "✕ diverged" and not cells[("0.1", "BN")].startswith("✕")
     assert "(first at step " in warnings[0] and ".0)" not in warnings[0]
 
@@ -256,7 +260,7 @@ def test_manual_and_torch_backends_agree_in_float64():
     frame = diffs.data if hasattr(diffs, "data") else diffs
     assert (frame["max_abs_diff"] < 1e-9).all(), frame
     assert "agree to rounding" in _markdown(at, "Largest difference between the two backends")
-    assert len(charts(at)) == 7
+    assert len(charts(at)) == N_CHARTS + 1
 
 
 @pytest.mark.slow
@@ -301,4 +305,4 @@ def test_the_longest_run_on_a_tiny_net():
     at.select_slider(key="training:steps").set_value(2000.0).run()
     assert_clean(at)
     assert _summary(at)["status"].eq("trained 2000 steps").all()
-    assert max(_spec_steps(at, 1)) == 2000
+    assert max(_spec_steps(at, ACC)) == 2000

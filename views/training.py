@@ -23,9 +23,7 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
         curves = ui.curves(*shown)
         for note in curves.notes:
             st.warning(note, icon=":material/warning:")
-        left, right = st.columns(2)
-        left.vega_lite_chart(curves.loss, width="stretch")
-        right.vega_lite_chart(curves.accuracy, width="stretch")
+        ui.render_side_by_side((curves.loss, curves.accuracy))
         st.markdown(curves.speed)
         st.caption(curves.caption)
 
@@ -34,20 +32,20 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
         ui.layer_controls(cfg)
         common.need(result)
         bands = ui.bands(*shown)
-        st.vega_lite_chart(bands.chart)
+        ui.render_side_by_side(bands.charts)
         st.markdown(bands.drift)
 
     with common.section("3 · Every layer's distribution at chosen steps"):
         ui.hist_controls(cfg)
         common.need(result)
-        st.vega_lite_chart(ui.hist_spec(cfg, view.snaps, view.quantity))
+        ui.render_side_by_side(ui.hist_specs(cfg, view.snaps, view.quantity))
         st.caption(ui.HIST_CAPTION)
 
     with common.section("4 · Gradients and saturation per layer"):
         common.need(result)
         layers = ui.layers(*shown)
-        st.vega_lite_chart(layers.grads)
-        st.vega_lite_chart(layers.saturation)
+        ui.render_side_by_side(layers.grads)
+        ui.render_side_by_side(layers.saturation)
         st.markdown(layers.text)
         st.caption(ui.LAYERS_CAPTION)
         st.dataframe(layers.table, hide_index=True, column_config=ui.SUMMARY_COLUMNS)
@@ -65,7 +63,7 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
             ui.grid_settings()
         tabs = st.tabs(["Learning rate", "Init scale", "Depth"])
         for tab, axis in zip(tabs, ("lr", "init_scale", "depth"), strict=True):
-            with tab, common.section():
+            with tab:
                 ui.render_grid(axis, cfg, view.target)
 
     with common.section("6 · Manual BN vs torch BN"):

@@ -29,7 +29,6 @@ from bn_core.experiments.training import (
     grid_estimated_seconds,
     grid_summary,
     grid_verdict,
-    n_layers,
     percentile_bands,
     questions,
     run_backend_check,
@@ -52,7 +51,7 @@ from ui.training.controls import (
     view_settings,
 )
 from ui.training.curves import CurvesView, curves_view
-from ui.training.distributions import BANDS_INTRO, HIST_CAPTION, BandsView, bands_chart, hist_chart
+from ui.training.distributions import BANDS_INTRO, HIST_CAPTION, BandsView, bands_chart, hist_chart, shared_domain
 from ui.training.grids import GRID_COLUMNS, GRIDS, GridView, grid_chart
 from ui.training.layers import LAYERS_CAPTION, SUMMARY_COLUMNS, LayersView, grad_chart, saturation_chart
 
@@ -77,7 +76,8 @@ __all__ = [
     "report",
     "curves",
     "bands",
-    "hist_spec",
+    "hist_specs",
+    "render_side_by_side",
     "layers",
     "grid_view",
     "backend_spec",
@@ -122,21 +122,28 @@ def curves(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Curv
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> BandsView:
-    chart = bands_chart(percentile_bands(compute(cfg).layers, layer, which), layer, which)
-    return BandsView(chart=chart.to_dict(), drift=report(cfg, target, layer, which).drift.text)
+    result = compute(cfg)
+    frame = percentile_bands(result.layers, layer, which)
+    domain = shared_domain(pd.concat([frame["p15"], frame["p85"]]))
+    charts = tuple(bands_chart(frame, v, layer, which, domain).to_dict() for v in result.trained)
+    return BandsView(charts=charts, drift=report(cfg, target, layer, which).drift.text)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def hist_spec(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> dict:
-    return hist_chart(compute(cfg).hist, steps, quantity, n_layers(cfg)).to_dict()
+def hist_specs(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> tuple[dict, ...]:
+    """One histogram chart per trained net."""
+    result = compute(cfg)
+    return tuple(hist_chart(result.hist, v, steps, quantity).to_dict() for v in result.trained)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> LayersView:
-    records, seen = compute(cfg).layers, report(cfg, target, layer, which)
+    result, seen = compute(cfg), report(cfg, target, layer, which)
+    records = result.layers
+    domain = shared_domain(records[(records["metric"] == "grad_norm") & (records["step"] > 0)]["value"], log=True)
     return LayersView(
-        grads=grad_chart(records).to_dict(),
-        saturation=saturation_chart(records, cfg.activation).to_dict(),
+        grads=tuple(grad_chart(records, v, domain).to_dict() for v in result.trained),
+        saturation=tuple(saturation_chart(records, v, cfg.activation).to_dict() for v in result.trained),
         text=seen.saturation.text,
         table=seen.table,
     )
@@ -177,6 +184,13 @@ def backend_spec(cfg: ComparisonConfig) -> dict:
 # -- panels that draw themselves -------------------------------------------------------
 
 
+def render_side_by_side(specs: tuple[dict, ...]) -> None:
+    """One chart per net in equal columns (they stack on a phone), each at its column's width."""
+    for column, spec in zip(st.columns(len(specs)), specs, strict=True):
+        with column:
+            common.chart(spec)
+
+
 def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
     """One grid tab: what it tests and costs, its switch, then its heatmaps, verdict, notes and table."""
     spec, gcfg = GRIDS[axis], grid_of(cfg, axis)
@@ -193,7 +207,7 @@ def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
     view = grid_view(gcfg, target)
     if view.skipped:
         st.warning(view.skipped, icon=":material/warning:")
-    st.vega_lite_chart(view.chart, width="stretch")
+    common.chart(view.chart)
     st.markdown(view.verdict)
     if view.diverged:
         st.warning(view.diverged, icon=":material/trending_up:")
@@ -212,6 +226,6 @@ def render_backend_check(cfg: ComparisonConfig) -> None:
     ccfg = replace(cfg, backend="manual", dtype="float64" if STATE["check64"] else "float32")
     check = common.run(compute_backends, ccfg, label="Training BN with both backends…")
     common.need(check)
-    st.vega_lite_chart(backend_spec(ccfg), width="stretch")
+    common.chart(backend_spec(ccfg))
     st.dataframe(check.diffs.style.format({"max_abs_diff": "{:.2e}"}), hide_index=True)
     st.markdown(check.verdict.text)

@@ -8,9 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bn_core.experiments.training import VARIANTS
 from ui.training.curves import legend_pick
-from ui.training.distributions import FACET_WIDTH
 
 LAYERS_CAPTION = (
     "Top: the norm of each hidden layer's weight gradient, per step, on that step's batch. Bottom: the share of "
@@ -29,18 +27,20 @@ SUMMARY_COLUMNS = {
 class LayersView:
     """Section 4: two chart specs, the saturation verdict and the summary table."""
 
-    grads: dict  # Vega-Lite spec: ‖∂L/∂W‖ per layer and step, one facet per variant
-    saturation: dict  # Vega-Lite spec: share of saturated (or zero) outputs per layer and step
+    grads: tuple[dict, ...]  # Vega-Lite specs, one per trained net: ‖∂L/∂W‖ per layer and step (one y range)
+    saturation: tuple[dict, ...]  # one per trained net: share of saturated (or zero) outputs per layer and step
     text: str  # the saturation verdict's sentence
     table: pd.DataFrame  # one row per variant (bn_core.experiments.training.report.comparison_table)
 
 
-def _per_layer(layers: pd.DataFrame, metric: str, title: str, log: bool, fmt: str) -> alt.FacetChart:
-    data = layers[(layers["metric"] == metric) & (layers["step"] > (0 if metric == "grad_norm" else -1))]
+def _per_layer(layers: pd.DataFrame, variant: str, metric: str, title: str, fmt: str, domain: list | None) -> alt.Chart:
+    """One net's metric per layer over training; ``domain`` None = a log scale over this net's values."""
+    data = layers[(layers["variant"] == variant) & (layers["metric"] == metric)]
+    data = data[data["step"] > 0] if metric == "grad_norm" else data
     pick = legend_pick("layer")
-    scale = alt.Scale(type="log") if log else alt.Scale(domain=[0, 1])
+    scale = alt.Scale(type="log", domain=domain) if metric == "grad_norm" else alt.Scale(domain=[0, 1])
     return (
-        alt.Chart(data)
+        alt.Chart(data, title=variant)
         .mark_line(point=True, strokeWidth=1.5)
         .encode(
             x=alt.X("step:Q"),
@@ -50,16 +50,15 @@ def _per_layer(layers: pd.DataFrame, metric: str, title: str, log: bool, fmt: st
             tooltip=["variant:N", "layer:O", "step:Q", alt.Tooltip("value:Q", format=fmt, title=title)],
         )
         .add_params(pick)
-        .properties(width=FACET_WIDTH, height=200)
-        .facet(column=alt.Column("variant:N", title=None, sort=list(VARIANTS)))
+        .properties(height=200)
     )
 
 
-def grad_chart(layers: pd.DataFrame) -> alt.FacetChart:
-    return _per_layer(layers, "grad_norm", "‖∂L/∂W‖ (log)", log=True, fmt="~g")
+def grad_chart(layers: pd.DataFrame, variant: str, domain: list[float] | None) -> alt.Chart:
+    return _per_layer(layers, variant, "grad_norm", "‖∂L/∂W‖ (log)", "~g", domain)
 
 
-def saturation_chart(layers: pd.DataFrame, activation: str) -> alt.FacetChart:
+def saturation_chart(layers: pd.DataFrame, variant: str, activation: str) -> alt.Chart:
     metric = "zero_frac" if activation == "relu" else "saturation"
     title = "outputs exactly 0" if activation == "relu" else "saturated outputs"
-    return _per_layer(layers, metric, title, log=False, fmt=".0%")
+    return _per_layer(layers, variant, metric, title, ".0%", None)
