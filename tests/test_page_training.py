@@ -18,7 +18,7 @@ PAGE = "views/training.py"
 SHORT = {"steps": "50"}
 # Chart order: loss, accuracy, then one chart per net (BN, no norm) for the bands, histograms, gradients, saturation.
 LOSS, ACC, BANDS, HIST, GRADS, SAT = 0, 1, 2, 4, 6, 8
-N_CHARTS = 10  # both nets trained; the grids and the backend check add one each
+N_CHARTS = 10  # both nets trained; each grid adds two heatmaps, the backend check one chart
 
 
 def _summary(at):
@@ -143,7 +143,7 @@ def test_a_batch_of_one_keeps_every_section_that_can_run():
     assert_clean(at)
     lessons = [w for w in alerts(at, "warning") if "BN: not trained" in w]
     assert len(lessons) == 2 and all("batch of at least 2" in w for w in lessons)  # section 1 and the grid tab
-    assert len(charts(at)) == 7  # loss, accuracy, then bands, histograms, gradients, saturation of the plain net, grid
+    assert len(charts(at)) == 8  # loss, accuracy, bands, histograms, gradients, saturation of the plain net, 2 grid
     summary = _summary(at)
     assert summary.loc["BN", "status"] == "not trained (batch of 1)"
     assert summary.loc["no norm", "status"] == "trained 50 steps"
@@ -232,14 +232,14 @@ def _views(at) -> list[tuple]:
 def test_grids_train_and_mark_their_cells():
     at = open_page(PAGE, query={"seeds": "1", "gsteps": "100", "lr_grid": "1", **SHORT})
     assert_clean(at)
-    assert len(charts(at)) == N_CHARTS + 1
+    assert len(charts(at)) == N_CHARTS + 2
     grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
     assert len(grid) == 2 * 7 and set(grid["n_seeds"]) == {1}
     assert "Final test accuracy" in charts(at)[N_CHARTS].proto.spec
     at.toggle(key="training:init_grid").set_value(True).run()
     at.toggle(key="training:depth_grid").set_value(True).run()
     assert_clean(at)
-    assert len(charts(at)) == N_CHARTS + 3 and at.query_params["depth_grid"] == "1"
+    assert len(charts(at)) == N_CHARTS + 6 and at.query_params["depth_grid"] == "1"
     assert len(at.get("download_button")) == 4  # the run data and one per grid
 
 

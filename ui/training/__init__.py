@@ -52,7 +52,7 @@ from ui.training.controls import (
 )
 from ui.training.curves import CurvesView, curves_view
 from ui.training.distributions import BANDS_INTRO, HIST_CAPTION, BandsView, bands_chart, hist_chart, shared_domain
-from ui.training.grids import GRID_COLUMNS, GRIDS, GridView, grid_chart
+from ui.training.grids import GRID_COLUMNS, GRIDS, GridView, grid_charts
 from ui.training.layers import LAYERS_CAPTION, SUMMARY_COLUMNS, LayersView, grad_chart, saturation_chart
 
 __all__ = [
@@ -167,8 +167,10 @@ def grid_view(cfg: GridConfig, target: float) -> GridView:
     result = compute_grid(cfg)
     summary, title = grid_summary(result, target), GRIDS[cfg.axis].title
     skipped = result.skipped[0] if result.skipped else None
+    accuracy, steps = grid_charts(summary, cfg.axis, target)
     return GridView(
-        chart=grid_chart(summary, cfg.axis, target).to_dict(),
+        accuracy=accuracy.to_dict(),
+        steps=steps.to_dict(),
         table=summary,
         verdict=grid_verdict(summary, title, target, skipped.reason if skipped else None).text,
         diverged=grid_divergence(summary, title),
@@ -207,7 +209,8 @@ def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
     view = grid_view(gcfg, target)
     if view.skipped:
         st.warning(view.skipped, icon=":material/warning:")
-    common.chart(view.chart)
+    common.chart(view.accuracy)
+    common.chart(view.steps)
     st.markdown(view.verdict)
     if view.diverged:
         st.warning(view.diverged, icon=":material/trending_up:")

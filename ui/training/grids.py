@@ -40,7 +40,8 @@ GRID_COLUMNS = {
 class GridView:
     """One trained grid: the heatmaps, the per-cell table, the verdict and the divergence note."""
 
-    chart: dict  # Vega-Lite spec: two heatmaps (accuracy, steps to the target)
+    accuracy: dict  # Vega-Lite spec: heatmap of the mean final test accuracy
+    steps: dict  # Vega-Lite spec: heatmap of the median steps to the target
     table: pd.DataFrame  # bn_core.experiments.training.grid_summary
     verdict: str  # grid_verdict's sentence
     diverged: str | None  # "Diverged runs, marked ✕ …", or None
@@ -75,8 +76,9 @@ def _tooltips(axis: str, target: float) -> list:
     ]
 
 
-def grid_chart(summary: pd.DataFrame, axis: str, target: float) -> alt.VConcatChart:
-    """Two heatmaps, axis value × variant: mean final test accuracy, and median steps to the target."""
+def grid_charts(summary: pd.DataFrame, axis: str, target: float) -> tuple[alt.LayerChart, alt.LayerChart]:
+    """Two heatmaps, axis value × variant, each at the container's width: mean final test accuracy, and median
+    steps to the target."""
     data = summary.assign(
         acc_text=[_acc_label(r) for r in summary.itertuples()],
         steps_text=[_steps_label(r) for r in summary.itertuples()],
@@ -85,8 +87,7 @@ def grid_chart(summary: pd.DataFrame, axis: str, target: float) -> alt.VConcatCh
     order = [f"{v:g}" for v in sorted(summary["value"].unique())]
     x = alt.X("label:O", title=axis.replace("_", " "), sort=order, axis=alt.Axis(labelAngle=0))
     y = alt.Y("variant:N", title=None, sort=list(VARIANTS))
-    base = alt.Chart(data).encode(x=x, y=y, tooltip=_tooltips(axis, target))
-    base = base.properties(width=alt.Step(76), height=alt.Step(34))
+    base = alt.Chart(data).encode(x=x, y=y, tooltip=_tooltips(axis, target)).properties(height=alt.Step(34))
     valid = "isValid(datum.mean_acc) && datum.diverged == 0"
     color = alt.Color("mean_acc:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), legend=None)
     acc = base.transform_filter(valid).mark_rect(stroke="white").encode(color=color)
@@ -95,7 +96,7 @@ def grid_chart(summary: pd.DataFrame, axis: str, target: float) -> alt.VConcatCh
         text="acc_text:N", color=alt.condition("datum.mean_acc > 0.6", alt.value("white"), alt.value("black"))
     )
     steps = base.mark_rect(stroke="white", color="#E9ECEF") + base.mark_text(fontSize=12).encode(text="steps_text:N")
-    return alt.vconcat(
+    return (
         (acc + diverged + acc_text).properties(title="Final test accuracy (mean over seeds; ✕ = diverged)"),
         steps.properties(title=f"Steps to {target:.0%} test accuracy (median over the seeds that got there)"),
     )
