@@ -82,6 +82,7 @@ def render_panel() -> None:
             st.warning(st.session_state["__class:error"], icon=":material/warning:")
 
 
+@st.fragment(run_every=REFRESH_S)
 def _teacher_panel(code: str) -> None:
     try:
         size = store().size(code)
@@ -126,7 +127,13 @@ def render_teacher_view(page: str, questions: Sequence[Question]) -> None:
 @st.fragment(run_every=REFRESH_S)
 def _live_answers(page: str, questions: tuple[Question, ...]) -> None:
     code = teaching()
+    try:
+        size = store().size(code)
+    except ClassError as err:
+        st.warning(str(err), icon=":material/warning:")
+        return
     st.subheader(f"Class {code}: answers so far")
+    st.caption(f"{size} student{'s' if size != 1 else ''} joined; the charts refresh every {REFRESH_S} s.")
     for i, q in enumerate(questions, start=1):
         try:
             answers = store().answers(code, _token(), page, q.key)
