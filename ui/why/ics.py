@@ -15,7 +15,7 @@ from bn_core.experiments.why.ics import ICSConfig, ICSResult, ics_frame, run_ics
 from bn_core.progress import Progress
 from ui import widgets
 from ui.sidebar import seed
-from ui.why.shared import STATE, pick, variant_color
+from ui.why.shared import STATE, variant_lines
 
 TEXT = (
     "**Claim: BN reduces internal covariate shift.** Ioffe & Szegedy never measured ICS. Santurkar et al. "
@@ -82,18 +82,15 @@ def specs(cfg: ICSConfig) -> ICSSpecs:
 
 
 def chart(data: pd.DataFrame, metric: str) -> alt.Chart:
-    chosen = pick()
-    return (
-        alt.Chart(data, title=TITLES.get(metric, metric))
-        .mark_line(point=True, strokeWidth=1.6)
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title=metric if metric == "cos" else "‖G − G′‖"),
-            color=variant_color(data, legend=alt.Legend(orient="bottom")),
-            strokeDash=alt.StrokeDash("layer:O", title="layer", legend=alt.Legend(orient="bottom")),
-            opacity=alt.condition(chosen, alt.value(1.0), alt.value(0.12)),
-            tooltip=["variant:N", "layer:O", "step:Q", alt.Tooltip("value:Q", format=".4g", title=metric)],
-        )
-        .add_params(chosen)
-        .properties(height=280)
+    return variant_lines(
+        data,
+        title=TITLES.get(metric, metric),
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title=metric if metric == "cos" else "‖G − G′‖"),
+        tooltip=["variant:N", "layer:O", "step:Q", alt.Tooltip("value:Q", format=".4g", title=metric)],
+        dash="layer",
+        point=True,
+        width=1.6,
+        legend=alt.Legend(orient="bottom"),
+        height=280,
     )

@@ -22,7 +22,7 @@ from bn_core.experiments.why.jacobian import (
 from bn_core.progress import Progress
 from ui import widgets
 from ui.sidebar import seed
-from ui.why.shared import STATE, pick, variant_color
+from ui.why.shared import STATE, variant_color, variant_lines
 
 TEXT = (
     "**Claim (seed text): BN keeps the singular values of each layer's Jacobian near 1**, so a gradient "
@@ -136,17 +136,12 @@ def hist_chart(hist: pd.DataFrame, layer: int, erased: str) -> alt.Chart:
 
 
 def grad_chart(data: pd.DataFrame) -> alt.Chart:
-    chosen = pick()
-    return (
-        alt.Chart(data, title="‖∂L/∂h_i‖ from the output back to the input")
-        .mark_line(point=True, strokeWidth=2)
-        .encode(
-            x=alt.X("layer:Q", title="layer i (0 = input)", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title="gradient norm (log)", scale=alt.Scale(type="log")),
-            color=variant_color(data),
-            opacity=alt.condition(chosen, alt.value(1.0), alt.value(0.12)),
-            tooltip=["variant:N", "layer:Q", alt.Tooltip("value:Q", format=".3g", title="‖∂L/∂h‖")],
-        )
-        .add_params(chosen)
-        .properties(height=260)
+    return variant_lines(
+        data,
+        title="‖∂L/∂h_i‖ from the output back to the input",
+        x=alt.X("layer:Q", title="layer i (0 = input)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title="gradient norm (log)", scale=alt.Scale(type="log")),
+        tooltip=["variant:N", "layer:Q", alt.Tooltip("value:Q", format=".3g", title="‖∂L/∂h‖")],
+        point=True,
+        height=260,
     )

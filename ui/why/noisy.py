@@ -26,7 +26,7 @@ from bn_core.experiments.why.noisy import (
 from bn_core.progress import Progress
 from ui import widgets
 from ui.sidebar import seed
-from ui.why.shared import STATE, pick, variant_color
+from ui.why.shared import STATE, variant_color, variant_lines
 
 TEXT = (
     "**Claim: BN works by keeping each layer's input distribution stable** (it reduces ICS). "
@@ -125,36 +125,24 @@ def dist_spec(cfg: NoisyConfig, layer: int, view: str) -> dict:
 
 
 def accuracy_chart(acc: pd.DataFrame) -> alt.Chart:
-    chosen = pick()
-    return (
-        alt.Chart(acc, title="Test accuracy (eval mode, noise off)")
-        .mark_line(point=True, strokeWidth=2)
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-            color=variant_color(acc),
-            opacity=alt.condition(chosen, alt.value(1.0), alt.value(0.15)),
-            tooltip=["variant:N", "step:Q", alt.Tooltip("value:Q", format=".1%", title="test accuracy")],
-        )
-        .add_params(chosen)
-        .properties(height=250)
+    return variant_lines(
+        acc,
+        title="Test accuracy (eval mode, noise off)",
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        tooltip=["variant:N", "step:Q", alt.Tooltip("value:Q", format=".1%", title="test accuracy")],
+        point=True,
     )
 
 
 def loss_chart(loss: pd.DataFrame) -> alt.Chart:
-    chosen = pick()
-    return (
-        alt.Chart(loss, title="Training loss (every step, with the noise)")
-        .mark_line(strokeWidth=1.2)
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title="cross-entropy (log scale)", scale=alt.Scale(type="log")),
-            color=variant_color(loss),
-            opacity=alt.condition(chosen, alt.value(0.9), alt.value(0.1)),
-            tooltip=["variant:N", "step:Q", alt.Tooltip("value:Q", title="loss", format=".4f")],
-        )
-        .add_params(chosen)
-        .properties(height=250)
+    return variant_lines(
+        loss,
+        title="Training loss (every step, with the noise)",
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title="cross-entropy (log scale)", scale=alt.Scale(type="log")),
+        tooltip=["variant:N", "step:Q", alt.Tooltip("value:Q", title="loss", format=".4f")],
+        width=1.2,
     )
 
 

@@ -29,7 +29,7 @@ from ui import widgets
 from ui.charts import PALETTE
 from ui.sidebar import seed
 from ui.why import noisy
-from ui.why.shared import STATE, pick, variant_color
+from ui.why.shared import STATE, pick, variant_lines
 
 TEXT = (
     "**Claim (seed text): BN makes a layer scale-invariant.** One Linear(8 → 4) → BN layer on a random "
@@ -140,20 +140,14 @@ def law_chart(measured: pd.DataFrame, laws: pd.DataFrame, alpha: float) -> alt.L
 
 
 def norm_chart(data: pd.DataFrame) -> alt.Chart:
-    chosen = pick()
-    return (
-        alt.Chart(data, title="‖W‖ of each hidden layer over training")
-        .mark_line(strokeWidth=1.6)
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title="‖W‖ (Frobenius)"),
-            color=variant_color(data),
-            strokeDash=alt.StrokeDash("layer:O", title="layer"),
-            opacity=alt.condition(chosen, alt.value(1.0), alt.value(0.12)),
-            tooltip=["variant:N", "layer:O", "step:Q", alt.Tooltip("value:Q", format=".4g", title="‖W‖")],
-        )
-        .add_params(chosen)
-        .properties(height=250)
+    return variant_lines(
+        data,
+        title="‖W‖ of each hidden layer over training",
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title="‖W‖ (Frobenius)"),
+        tooltip=["variant:N", "layer:O", "step:Q", alt.Tooltip("value:Q", format=".4g", title="‖W‖")],
+        dash="layer",
+        width=1.6,
     )
 
 

@@ -126,3 +126,31 @@ def variant_color(data: pd.DataFrame, legend: Any = alt.Undefined) -> alt.Color:
     present = [v for v in VARIANT_ORDER if v in set(data["variant"])]
     scale = alt.Scale(domain=present, range=[method_color(v) or NOISY_COLOR for v in present])
     return alt.Color("variant:N", scale=scale, title=None, legend=legend)
+
+
+def variant_lines(
+    data: pd.DataFrame,
+    *,
+    title: str,
+    x: alt.X,
+    y: alt.Y,
+    tooltip: list,
+    dash: str | None = None,
+    point: bool = False,
+    width: float = 2.0,
+    legend: Any = alt.Undefined,
+    height: int = 250,
+) -> alt.Chart:
+    """One line per variant (and per ``dash`` value, e.g. layer), with legend-click highlighting."""
+    chosen = pick()
+    encoding = {
+        "x": x,
+        "y": y,
+        "color": variant_color(data, legend=legend),
+        "opacity": alt.condition(chosen, alt.value(1.0), alt.value(0.12)),
+        "tooltip": tooltip,
+    }
+    if dash:
+        encoding["strokeDash"] = alt.StrokeDash(f"{dash}:O", title=dash, legend=legend)
+    chart = alt.Chart(data, title=title).mark_line(point=point, strokeWidth=width).encode(**encoding)
+    return chart.add_params(chosen).properties(height=height)
