@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from ui import prepare
 from ui import welcome as ui
+from ui.sidebar import seed
 
 st.title("BatchNorm Lab")
 st.markdown(ui.INTRO)
@@ -11,3 +13,5 @@ st.subheader("Lesson plan")
 ui.lesson_plan()
 st.subheader("What makes it real")
 st.markdown(ui.REAL)
+st.subheader("Prepare this class")
+prepare.render_panel(seed())

@@ -1,0 +1,150 @@
+"""Prepare this class: compute every preset of every page for one global seed, in the background.
+
+The job opens each page once per preset (and once at its defaults) as a headless session
+through Streamlit's agent API (``POST /_stcore/agent/interact``, on in .streamlit/config.toml),
+on this same server. That runs exactly the code a student's browser runs, so it fills exactly
+the caches a student will hit. The cached functions persist to disk (``persist="disk"``), so a
+server restart does not lose the work. The job belongs to the server, not to the teacher's
+session: navigating away, or closing the tab, does not stop it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from ui.nav import PAGES, PageInfo
+
+AGENT_ROUTE = "/_stcore/agent/interact"
+VIEW_TIMEOUT_S = 600  # one preset's first view; the slowest measured is well under a minute
+
+
+@dataclass
+class PageProgress:
+    title: str
+    total: int
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    """One seed's preparation: per-page progress, filled in by the job's thread."""
+
+    seed: int
+    pages: list[PageProgress]
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        total = sum(p.total for p in self.pages)
+        return sum(p.done for p in self.pages) / total if total else 1.0
+
+
+def views(info: PageInfo) -> list[str | None]:
+    """A page's views to prepare: its defaults (None) and each of its presets."""
+    try:
+        state = importlib.import_module(f"ui.{Path(info.path).stem}").STATE
+    except (ModuleNotFoundError, AttributeError):
+        return [None]  # a page without controls
+    return [None, *state.presets]
+
+
+def _send(base: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        base + AGENT_ROUTE, json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=VIEW_TIMEOUT_S) as response:
+        return response.status, json.loads(response.read())
+
+
+def _post(base: str, body: dict) -> dict:
+    """One view, waited for: a 202 (still running) is collected by sending its session id again."""
+    deadline = time.monotonic() + VIEW_TIMEOUT_S
+    status, reply = _send(base, body)
+    while status == 202 and time.monotonic() < deadline:
+        status, reply = _send(base, {"session_id": reply["session_id"]})
+    return reply
+
+
+def open_view(base: str, info: PageInfo, seed: int, preset: str | None) -> str | None:
+    """Open one view as a headless session; None when it rendered, else why not."""
+    query = {"seed": [str(seed)], **({"preset": [preset]} if preset else {})}
+    body = {"query_params": query, **({"page": info.url_path} if info is not PAGES[0] else {})}
+    try:
+        reply = _post(base, body)
+    except (OSError, urllib.error.URLError, ValueError) as err:
+        return f"{type(err).__name__}: {str(err)[:120]}"
+    return None if reply.get("status") == "ready" else f"status {reply.get('status')!r}"
+
+
+def run_job(base: str, job: Job) -> None:
+    """Every view of every page, in lesson order; progress goes into ``job``."""
+    for info, progress in zip(PAGES[1:], job.pages, strict=True):
+        for preset in views(info):
+            problem = open_view(base, info, job.seed, preset)
+            if problem:
+                progress.failed.append(f"{preset or 'defaults'}: {problem}")
+            progress.done += 1
+    job.finished = time.monotonic()
+
+
+@st.cache_resource
+def _jobs() -> dict[int, Job]:
+    """The server's preparation jobs, one per seed."""
+    return {}
+
+
+def _self_url() -> str:
+    port = st.get_option("server.port")
+    base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"http://127.0.0.1:{port}" + (f"/{base_path}" if base_path else "")
+
+
+def start(seed: int) -> Job:
+    """Start (or return the running) preparation for ``seed``."""
+    jobs = _jobs()
+    if seed in jobs and (jobs[seed].finished is None or not any(p.failed for p in jobs[seed].pages)):
+        return jobs[seed]
+    job = Job(seed, [PageProgress(info.title, len(views(info))) for info in PAGES[1:]])
+    jobs[seed] = job
+    threading.Thread(target=run_job, args=(_self_url(), job), daemon=True, name=f"prepare-{seed}").start()
+    return job
+
+
+def render_panel(seed: int) -> None:
+    """The Welcome page's "Prepare this class" box: the button, then live progress per page."""
+    st.markdown(
+        f"Before class, compute every preset of every page for the global seed **{seed}**, so that no student "
+        "waits for a first view. It runs on the server: you can keep using the app, or close this tab."
+    )
+    if st.button("Prepare this class", icon=":material/rocket_launch:", key="__prepare:start"):
+        start(seed)
+    _progress(seed)
+
+
+@st.fragment(run_every=2)
+def _progress(seed: int) -> None:
+    job = _jobs().get(seed)
+    if job is None:
+        return
+    for page in job.pages:
+        label = f"{page.title}: {page.done} of {page.total} views"
+        st.progress(page.done / page.total, text=label + (f" ({len(page.failed)} failed)" if page.failed else ""))
+        for failure in page.failed:
+            st.warning(f"{page.title}, {failure}", icon=":material/warning:")
+    elapsed = (job.finished or time.monotonic()) - job.started
+    if job.finished is not None:
+        st.success(f"Prepared in {elapsed:.0f} s: every view above is cached for seed {seed}.", icon=":material/done:")
+    elif job.fraction > 0:
+        left = elapsed / job.fraction * (1 - job.fraction)
+        st.caption(f"{elapsed:.0f} s so far, about {left:.0f} s left.")
