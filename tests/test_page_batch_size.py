@@ -16,8 +16,8 @@ CHEAP = {"seeds": "1", "epochs": "1", "b_min": "16", "b_max": "32"}  # 2 sizes Ã
 @pytest.fixture(autouse=True)
 def _fresh_training_cache():
     """Training results are shared by every session of a process; start each test without them."""
-    ui.compute_sweep.clear()
-    ui.compute_non_iid.clear()
+    for cached in (ui.compute_sweep, ui.compute_non_iid, ui.sweep_told, ui.closing, ui.check_questions):
+        cached.clear()
     ui.finished().clear()
     yield
 

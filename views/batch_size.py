@@ -19,12 +19,12 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
     one = ui.compute_one(seed())
     noise_cfg = ui.noise_config()
     noise = common.run(ui.compute_noise, noise_cfg, label="Sampling batches…")
-    sweep = None
+    sweep = sweep_cfg = None
 
     with common.section("1 · How noisy are μ_B and σ²_B?"):
         ui.noise_controls()
         common.need(noise)
-        told = ex.noise_verdicts(noise)
+        told = ui.noise_told(noise_cfg)
         spread_spec, jitter_spec = ui.noise_specs(noise_cfg)
         st.latex(ui.FORMULA)
         left, right = st.columns([3, 1])
@@ -58,7 +58,7 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
             common.halt()
         sweep = common.run(ui.compute_sweep, cfg, label=f"Training {n_nets} networks…")
         common.need(sweep)
-        said = ex.sweep_verdicts(sweep)
+        sweep_cfg, said = cfg, ui.sweep_told(cfg)
         for note in (*sweep.notes, *sweep.divergences(), *([] if said.steps.holds else [said.steps.text])):
             st.warning(note, icon=":material/warning:")
         train_mode = bool(ui.STATE["train_eval"])
@@ -74,7 +74,7 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
     with common.section("3 · Remedies, each a switch on the chart above"):
         st.markdown(ui.REMEDIES_TEXT)
         common.need(sweep)
-        for verdict in ex.sweep_verdicts(sweep).remedies:
+        for verdict in ui.sweep_told(sweep_cfg).remedies:
             st.markdown(f"- {verdict.text}")
 
     with common.section("4 · A batch of one"):
@@ -102,11 +102,11 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
         st.markdown(ex.non_iid_verdict(niid).text)
         common.download_csv(niid.runs, "non_iid.csv", "Download the non-i.i.d. runs (CSV)", icon=DOWNLOAD)
 
-    common.takeaway(ex.takeaway(noise, sweep).text)
+    common.takeaway(ui.closing(noise_cfg, sweep_cfg).text)
     common.try_this(
         "Pick the *Remedies at small batches* preset and train: which remedy closes BN's gap at B = 2?",
         "Switch the population to *heavy outliers*: σ²_B gets far noisier than for a normal law (μ4 is larger).",
         "Pick *Extremes: batch 1 to 1024*: which curves rise at the largest batches, and why (look at the steps)?",
     )
     if noise is not None:
-        quiz.check_yourself("batch", ex.questions(noise, one, sweep))
+        quiz.check_yourself("batch", ui.check_questions(noise_cfg, seed(), sweep_cfg))

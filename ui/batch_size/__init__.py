@@ -19,13 +19,21 @@ from bn_core.experiments.batch_size import (
     BatchSizeSweepResult,
     NoiseConfig,
     NoiseResult,
+    NoiseVerdicts,
     NonIIDConfig,
     NonIIDResult,
+    SweepVerdicts,
+    noise_verdicts,
+    questions,
     run_batch_of_one,
     run_batch_size_sweep,
     run_noise,
     run_non_iid,
+    sweep_verdicts,
+    takeaway,
 )
+from bn_core.quiz import Question
+from bn_core.verdict import Verdict
 from ui.batch_size.jobs import finished, mark_finished, request, wants
 from ui.batch_size.noise import FORMULA, JITTER_CAPTION, jitter_chart, noise_config, noise_controls, spread_chart
 from ui.batch_size.non_iid import non_iid_chart, non_iid_config, non_iid_controls, non_iid_text
@@ -57,6 +65,10 @@ __all__ = [
     "compute_non_iid",
     "non_iid_spec",
     "compute_one",
+    "noise_told",
+    "sweep_told",
+    "closing",
+    "check_questions",
     "finished",
     "wants",
     "request",
@@ -116,3 +128,26 @@ def non_iid_spec(cfg: NonIIDConfig) -> dict:
 @st.cache_data(max_entries=16, show_spinner=False)
 def compute_one(seed: int) -> BatchOfOneResult:
     return run_batch_of_one(seed)
+
+
+# The sentences and questions are cached with their results: a student's rerun then costs no pandas work.
+@st.cache_data(max_entries=32, show_spinner=False)
+def noise_told(cfg: NoiseConfig) -> NoiseVerdicts:
+    return noise_verdicts(compute_noise(cfg))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sweep_told(cfg: BatchSizeSweepConfig) -> SweepVerdicts:
+    return sweep_verdicts(compute_sweep(cfg))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def closing(noise_cfg: NoiseConfig, sweep_cfg: BatchSizeSweepConfig | None) -> Verdict:
+    """The takeaway, from the noise result and the sweep (when it was trained)."""
+    return takeaway(compute_noise(noise_cfg), None if sweep_cfg is None else compute_sweep(sweep_cfg))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def check_questions(noise_cfg: NoiseConfig, seed: int, sweep_cfg: BatchSizeSweepConfig | None) -> tuple[Question, ...]:
+    sweep = None if sweep_cfg is None else compute_sweep(sweep_cfg)
+    return questions(compute_noise(noise_cfg), compute_one(seed), sweep)
