@@ -55,12 +55,18 @@ def pct(fraction: float, digits: int = 1) -> str:
     return f"{100 * fraction:.{digits}f} %"
 
 
-def ratio(a: float, b: float, digits: int = 2, unit: str = "") -> tuple[float, str]:
+def ratio(a: float, b: float, digits: int | None = None, unit: str = "") -> tuple[float, str]:
     """``a / b`` computed from the two numbers as they are printed, and the sentence fragment.
 
     Returns ``(quotient, "3.07× (8.44 vs 2.75 ms)")``: rounding first and dividing after
-    keeps the printed ratio equal to the quotient of the printed numbers.
+    keeps the printed ratio equal to the quotient of the printed numbers. By default the
+    decimals follow the magnitude, so the smaller number keeps 3 significant digits
+    (0.037 printed with 2 decimals would be 0.04, and the quotient off by 8 %).
     """
+    if digits is None:
+        smallest = min(abs(a), abs(b))
+        digits = 2 if smallest == 0 or not math.isfinite(smallest) else max(2, 2 - math.floor(math.log10(smallest)))
+        digits = min(digits, 12)
     a_shown, b_shown = round(a, digits), round(b, digits)
     q = a_shown / b_shown if b_shown else math.inf
     unit = f" {unit}" if unit else ""

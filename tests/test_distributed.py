@@ -30,9 +30,9 @@ from bn_core.distributed import (
     build_variant_model,
     global_batches,
     launch,
-    model_config,
     pick_backend,
-    run_schedule,
+    replica_model_config,
+    replica_schedule,
     sgd_momentum_step,
 )
 from bn_core.distributed import launcher as launcher_mod
@@ -132,12 +132,12 @@ def test_global_batches_give_disjoint_shards_and_full_epochs():
 
 def test_linear_scaling_rule_and_epoch_budget():
     cfg = DistConfig(world_size=2, epochs=2.0, lr=0.1)
-    assert run_schedule(cfg, 2, 1347) == (math.ceil(2 * 1347 / 4), pytest.approx(0.1 * 4 / 32))
-    assert run_schedule(DistConfig(world_size=4, steps=7), 8, 1347) == (7, pytest.approx(0.1))
+    assert replica_schedule(cfg, 2, 1347) == (math.ceil(2 * 1347 / 4), pytest.approx(0.1 * 4 / 32))
+    assert replica_schedule(DistConfig(world_size=4, steps=7), 8, 1347) == (7, pytest.approx(0.1))
 
 
 def test_variants_share_initial_weights():
-    cfg = model_config(DistConfig())
+    cfg = replica_model_config(DistConfig())
     models = [build_variant_model(v, cfg, seed=5) for v in ("per_replica", "sync", "group")]
     for block in range(cfg.depth):
         weights = [m.blocks[block].linear.weight for m in models]
@@ -227,8 +227,8 @@ def test_sync_and_group_ranks_stay_identical(four_ranks):
 
 def test_data_parallel_sync_bn_trains_like_one_process_on_the_global_batch(four_ranks):
     """4 ranks × 8 with synchronized BN ≡ one process, batch 32, ManualBatchNorm, torch.optim.SGD."""
-    model = build_model(model_config(W4), seed=W4.seeds[0])
-    steps, lr = run_schedule(W4, 8, 1347)
+    model = build_model(replica_model_config(W4), seed=W4.seeds[0])
+    steps, lr = replica_schedule(W4, 8, 1347)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=W4.momentum)
     data = launcher_mod._load_digits(W4.data_seed)
     reference = []

@@ -21,9 +21,9 @@ from bn_core.distributed.config import (
     DistributedRunError,
     build_variant_model,
     global_batches,
-    model_config,
     pick_backend,
-    run_schedule,
+    replica_model_config,
+    replica_schedule,
 )
 from bn_core.distributed.launcher import free_port, launch
 from bn_core.distributed.results import DistResult
@@ -40,8 +40,8 @@ __all__ = [
     "free_port",
     "global_batches",
     "launch",
-    "model_config",
+    "replica_model_config",
     "pick_backend",
-    "run_schedule",
+    "replica_schedule",
     "sgd_momentum_step",
 ]

@@ -97,14 +97,14 @@ def global_batches(n_train: int, global_batch: int, steps: int, seed: int) -> Te
     return torch.cat(epochs).view(-1, global_batch)[:steps]
 
 
-def run_schedule(cfg: DistConfig, images_per_replica: int, n_train: int) -> tuple[int, float]:
+def replica_schedule(cfg: DistConfig, images_per_replica: int, n_train: int) -> tuple[int, float]:
     """Steps and learning rate of one run: the linear scaling rule, lr ∝ global batch W·b (arXiv:1706.02677)."""
     global_batch = cfg.world_size * images_per_replica
     steps = cfg.steps if cfg.epochs is None else math.ceil(cfg.epochs * n_train / global_batch)
     return steps, cfg.lr * global_batch / LR_REFERENCE_BATCH
 
 
-def model_config(cfg: DistConfig) -> MLPConfig | CNNConfig:
+def replica_model_config(cfg: DistConfig) -> MLPConfig | CNNConfig:
     """The digits net the config names (10 classes, 64 pixels / 1×8×8), ReLU, norm before the activation."""
     if cfg.model == "mlp":
         return MLPConfig(in_features=64, n_classes=10, depth=cfg.depth, width=cfg.width, activation="relu")

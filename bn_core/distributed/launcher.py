@@ -23,8 +23,8 @@ from bn_core.distributed.config import (
     DistConfig,
     DistributedRunError,
     build_variant_model,
-    model_config,
     pick_backend,
+    replica_model_config,
     validate_launch,
 )
 from bn_core.distributed.results import DistResult, build_result
@@ -163,7 +163,7 @@ def _initial_models(cfg: DistConfig, backend: str) -> Tensor:
     (~0.7 s each).
     """
     variants = [*cfg.variants, *(["sync_torch"] if backend == "nccl" else [])]
-    models = {(s, v): build_variant_model(v, model_config(cfg), s) for s in cfg.seeds for v in variants}
+    models = {(s, v): build_variant_model(v, replica_model_config(cfg), s) for s in cfg.seeds for v in variants}
     return torch.frombuffer(bytearray(pickle.dumps(models)), dtype=torch.uint8).share_memory_()
 
 

@@ -33,7 +33,7 @@ from bn_core.distributed.config import (
     DistConfig,
     equivalence_inputs,
     global_batches,
-    run_schedule,
+    replica_schedule,
 )
 from bn_core.functional import values_per_channel
 from bn_core.sync_bn import CommMeter, SyncManualBatchNorm
@@ -293,7 +293,7 @@ def _train_run(
     cfg = spec.cfg
     data = {k: v.to(device) for k, v in spec.data.items()}
     runs = {v: _new_run(model, cfg, device) for (s, v), model in initial_models.items() if s == seed}
-    steps, lr = run_schedule(cfg, b, len(data["y_train"]))
+    steps, lr = replica_schedule(cfg, b, len(data["y_train"]))
     shards = global_batches(len(data["y_train"]), cfg.world_size * b, steps, seed)[:, rank * b : (rank + 1) * b]
     for t in range(steps):
         idx = shards[t].to(device)

@@ -8,7 +8,6 @@ Sources: Ioffe & Szegedy 2015, arXiv:1502.03167 (§3.1 inference).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -19,7 +18,6 @@ from bn_core.data import DataConfig, DataSplit, load_dataset
 from bn_core.models import MLPConfig
 from bn_core.precise_bn import bn_layers
 from bn_core.train import TrainConfig, stream_seed
-from bn_core.verdict import ratio
 
 __all__ = [
     "MOMENTA",
@@ -35,7 +33,6 @@ __all__ = [
     "test_rows",
     "buffers",
     "drift",
-    "shown_ratio",
     "momentum_label",
 ]
 
@@ -129,14 +126,3 @@ def drift(model: nn.Module, before: list[tuple[Tensor, Tensor]]) -> float:
         for bn, (mean, var) in zip(bn_layers(model), before, strict=True)
     ]
     return max(moves)
-
-
-def shown_ratio(a: float, b: float, unit: str = "") -> tuple[float, str]:
-    """:func:`bn_core.verdict.ratio` with enough decimals that the smaller number shows 3 significant digits.
-
-    ``ratio`` divides the numbers as printed; printing 0.037 ms with 2 decimals would make it
-    0.04 and the quotient off by 8 %, so the decimals follow the magnitude.
-    """
-    smallest = min(abs(a), abs(b))
-    digits = 2 if smallest == 0 or not math.isfinite(smallest) else max(2, 2 - math.floor(math.log10(smallest)))
-    return ratio(a, b, digits=min(digits, 12), unit=unit)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bn_core.experiments.inference.base import MOMENTA, shown_ratio
+from bn_core.experiments.inference.base import MOMENTA
 from bn_core.experiments.inference.run import InferenceRun
-from bn_core.verdict import Verdict, num
+from bn_core.verdict import Verdict, num, ratio
 
 __all__ = [
     "EMA_CLOSE_STD",
@@ -172,7 +172,7 @@ def final_stats(run: InferenceRun, layer: int, feature: int) -> UnitStats:
 
 def unit_verdict(s: UnitStats) -> Verdict:
     """Did the EMA end close to the population statistics of the final weights (for this unit)?"""
-    _, var_text = shown_ratio(s.running_var, s.precise_var)
+    _, var_text = ratio(s.running_var, s.precise_var)
     close = s.mean_error_in_std <= EMA_CLOSE_STD and abs(s.var_ratio - 1) <= EMA_VAR_TOL
     numbers = (
         f"After the last step, unit {s.feature} of layer {s.layer}: running_mean **{num(s.running_mean, 4)}** vs "

@@ -20,14 +20,14 @@ from torch import Tensor, nn
 
 from bn_core.data import DataSplit
 from bn_core.device import pick_device
-from bn_core.experiments.inference.base import DIGITS, MIN_TRAIN_BATCH, digits, model_config, on_device, shown_ratio
+from bn_core.experiments.inference.base import DIGITS, MIN_TRAIN_BATCH, digits, model_config, on_device
 from bn_core.experiments.inference.run import InferenceRun, trained_model
 from bn_core.folding import fold_bn, interleaved_times
 from bn_core.models import CNNConfig, MLPConfig, build_model
 from bn_core.precise_bn import bn_layers
 from bn_core.progress import Progress
 from bn_core.train import TrainConfig, evaluate, stream_seed, train
-from bn_core.verdict import Verdict, num, pct
+from bn_core.verdict import Verdict, num, pct, ratio
 
 __all__ = ["FOLD_ARCHS", "FOLD_BATCHES", "FOLD_TOL", "FOLD_FASTER", "FoldResult", "FoldVerdicts", "fold_lab",
            "fold_verdicts"]  # fmt: skip
@@ -152,7 +152,7 @@ def _exact_verdict(r: FoldResult) -> Verdict:
 
 def _speed_words(r: FoldResult, n: int) -> tuple[bool, str]:
     t = r.timing[r.timing["batch_size"] == n].set_index("variant")["median_ms"]
-    q, text = shown_ratio(t[TORCH_BN], t[FOLDED], "ms")
+    q, text = ratio(t[TORCH_BN], t[FOLDED], unit="ms")
     what = "one image" if n == 1 else f"{n} images"
     if q >= FOLD_FASTER:
         return True, f"**{text.replace('×', '× faster', 1)}** than torch's BN for {what}"

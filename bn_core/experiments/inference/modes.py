@@ -22,10 +22,10 @@ from torch import Tensor, nn
 
 from bn_core.binning import binned
 from bn_core.data import DataSplit
-from bn_core.experiments.inference.base import digits, on_device, shown_ratio, test_rows
+from bn_core.experiments.inference.base import digits, on_device, test_rows
 from bn_core.experiments.inference.run import InferenceRun, layer_outputs, trained_model
 from bn_core.precise_bn import bn_inputs, bn_layers, channel_stats
-from bn_core.verdict import Verdict, num
+from bn_core.verdict import Verdict, num, ratio
 
 __all__ = [
     "MODES_SAME_TOL",
@@ -180,7 +180,7 @@ def gap_verdicts(run: InferenceRun, layer: int) -> GapVerdicts:
     sizes = run.gap_sizes[(run.gap_sizes["layer"] == layer) & (run.gap_sizes["metric"] == "gap_mean")]
     small, large = sizes.iloc[0], sizes.iloc[-1]
     fell, verb = _trend(small["value"], large["value"])
-    _, quotient = shown_ratio(small["value"], large["value"])
+    _, quotient = ratio(small["value"], large["value"])
     theory = math.sqrt(large["batch_size"] / small["batch_size"])
     by_size = Verdict(
         fell,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 
-from bn_core.experiments.inference.base import shown_ratio
 from bn_core.experiments.inference.ema import bessel_table, half_life
 from bn_core.experiments.inference.modes import ModeError
 from bn_core.experiments.inference.run import InferenceRun
 from bn_core.quiz import Question
-from bn_core.verdict import num
+from bn_core.verdict import num, ratio
 
 __all__ = ["questions", "gap_factor"]
 
@@ -98,7 +97,7 @@ def _keras() -> Question:
 def gap_factor(run: InferenceRun, layer: int = 1) -> float:
     """The factor by which the mean train/eval gap of ``layer`` shrank from batch 2 to 256, as printed."""
     sizes = run.gap_sizes[(run.gap_sizes["layer"] == layer) & (run.gap_sizes["metric"] == "gap_mean")]
-    return shown_ratio(sizes["value"].iloc[0], sizes["value"].iloc[-1])[0]
+    return ratio(sizes["value"].iloc[0], sizes["value"].iloc[-1])[0]
 
 
 def _gap(run: InferenceRun) -> Question:

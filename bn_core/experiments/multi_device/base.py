@@ -6,7 +6,7 @@ Peng et al. 2018, arXiv:1711.07240 (cross-GPU BN).
 
 from __future__ import annotations
 
-from bn_core.distributed import VARIANTS, DistConfig, model_config
+from bn_core.distributed import VARIANTS, DistConfig, replica_model_config
 from bn_core.models import MLPConfig
 
 __all__ = [
@@ -48,6 +48,6 @@ def launch_timeout(world_size: int, lockstep_steps: int) -> float:
 
 def bn_allreduce_bytes(cfg: DistConfig) -> int:
     """Sync BN's all-reduce payload per step and rank: Σ over BN layers of C × (3 × 8 + 2 × 4) bytes."""
-    model = model_config(cfg)
+    model = replica_model_config(cfg)
     channels = [model.width] * model.depth if isinstance(model, MLPConfig) else list(model.channels)
     return sum(C * (FORWARD_BYTES + BACKWARD_BYTES) for C in channels)

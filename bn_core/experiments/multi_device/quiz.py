@@ -6,7 +6,7 @@ so they change with the seed and the controls; the explanations quote them.
 
 from __future__ import annotations
 
-from bn_core.distributed import model_config
+from bn_core.distributed import replica_model_config
 from bn_core.distributed.config import GN_GROUP_TARGET, DistConfig
 from bn_core.experiments.multi_device.stats import StatsResult
 from bn_core.layers import default_groups
@@ -85,7 +85,7 @@ def _ratio(r: StatsResult) -> Question:
 
 def _batch_of_one(r: StatsResult) -> Question:
     W = r.config.world_size
-    width = model_config(DistConfig()).width  # the page's MLP: DistConfig's default width
+    width = replica_model_config(DistConfig()).width  # the page's MLP: DistConfig's default width
     groups = default_groups(width, GN_GROUP_TARGET)
     per_group = width // groups
     live = "" if r.per_replica_trained else f" (this run: sync BN reached {pct(r.final_accuracy('sync'))})"
