@@ -80,7 +80,9 @@ def _setup(cfg: StackConfig, split: DataSplit) -> _Run:
     mcfg = replace(cfg.base.model, in_features=split.n_features, n_classes=split.n_classes, norm="none")
     order = _stack_order(cfg)
     points = [cfg.points[i] for i in order]
-    models = [build_mlp(replace(mcfg, init_scale=p.init_scale), seed=p.seed) for p in points]
+    built = {(p.seed, p.init_scale): None for p in points}  # a grid over learning rates shares one init
+    built = {key: build_mlp(replace(mcfg, init_scale=key[1]), seed=key[0]) for key in built}
+    models = [built[(p.seed, p.init_scale)] for p in points]
     stack = Stack(models, [p.norm for p in points], mcfg).to(device, dtype)
     lr = torch.tensor([p.lr for p in points], dtype=torch.float64).view(-1, 1, 1).to(device=device, dtype=dtype)
     optimizer = StackedOptimizer(cfg.base.optimizer, lr, stack.param_rows(), cfg.base.momentum)
