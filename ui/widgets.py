@@ -9,7 +9,7 @@ is bound the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -48,16 +48,25 @@ def choice(
     *,
     style: str = "select",
     fmt: Callable[[Any], str] = str,
+    options: Sequence[Any] | None = None,
     where: Any = st,
     **kw: Any,
 ) -> Any:
-    """A choice among the field's values: ``style`` is "select", "radio" or "segmented"."""
-    options, where = list(ps.spec(name).choices), present.place(where)
+    """A choice among the field's values (or ``options``, when they depend on other controls; the
+    page's ``on_load`` keeps the value among them): ``style`` is "select", "radio" or "segmented"."""
+    options, where = list(ps.spec(name).choices if options is None else options), present.place(where)
     if style == "radio":
         return where.radio(label, options, format_func=fmt, key=ps.key(name), horizontal=True, **kw)
     if style == "segmented":
         return where.segmented_control(label, options, format_func=fmt, key=ps.key(name), required=True, **kw)
     return where.selectbox(label, options, format_func=fmt, key=ps.key(name), **kw)
+
+
+def multiselect(
+    ps: PageState, name: str, label: str, options: Sequence[Any], *, where: Any = st, **kw: Any
+) -> list[Any]:
+    """Several of ``options`` (a "floats"-kind field holds the list)."""
+    return present.place(where).multiselect(label, list(options), key=ps.key(name), **kw)
 
 
 def toggle(ps: PageState, name: str, label: str, *, where: Any = st, **kw: Any) -> bool:

@@ -198,16 +198,17 @@ def view_settings() -> ViewSettings:
 
 
 def layer_controls(cfg: ComparisonConfig) -> None:
-    """Section 2: the layer (1 … depth: its options depend on the net, so it is a plain keyed selectbox) and band."""
+    """Section 2: the layer (1 … depth: its options depend on the net) and band."""
     a, b = st.columns(2)
-    a.selectbox("Layer", range(1, n_layers(cfg) + 1), key=STATE.key("layer"), format_func=_layer_label)
+    layers = range(1, n_layers(cfg) + 1)
+    widgets.choice(STATE, "layer", "Layer", options=layers, fmt=_layer_label, where=a)
     widgets.choice(STATE, "band", "Percentiles of", style="radio", fmt=_label("band"), where=b)
 
 
 def hist_controls(cfg: ComparisonConfig) -> None:
     """Section 3: up to 4 snapshot steps (the options depend on the steps) and the quantity."""
     a, b = st.columns([3, 2])
-    a.multiselect("Steps to compare (up to 4)", snapshot_steps(cfg), key=STATE.key("snaps"), max_selections=4)
+    widgets.multiselect(STATE, "snaps", "Steps to compare (up to 4)", snapshot_steps(cfg), where=a, max_selections=4)
     widgets.choice(STATE, "hist", "Histogram of", style="radio", fmt=_label("hist"), where=b)
 
 
