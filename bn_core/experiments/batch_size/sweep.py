@@ -53,6 +53,7 @@ __all__ = [
     "sweep_points",
     "network_train_config",
     "train_networks",
+    "batch_stack_config",
     "network_count",
 ]
 
@@ -165,7 +166,10 @@ def network_count(cfg: BatchSizeSweepConfig) -> int:
     return sum(len(sweep_points(cfg, B)) for B in set(cfg.batch_sizes))
 
 
-def _stack(cfg: BatchSizeSweepConfig, batch_size: int, nets: Sequence[Network], n_train: int) -> StackConfig:
+def batch_stack_config(
+    cfg: BatchSizeSweepConfig, batch_size: int, nets: Sequence[Network], n_train: int
+) -> StackConfig:
+    """The engine's view of one batch size: a :class:`StackPoint` per network, BN tested in train mode too."""
     base = _base(cfg, batch_size, n_train)
     points = tuple(
         StackPoint(lr=base.lr, seed=n.seed, norm=norm_spec(n.variant, cfg.settings, batch_size), batch_order=n.order)
@@ -178,7 +182,7 @@ def network_train_config(
     cfg: BatchSizeSweepConfig, batch_size: int, net: Network, n_train: int
 ) -> tuple[TrainConfig, Callable]:
     """What trains ``net`` alone with :func:`bn_core.train.train`: its config and ``norm_factory``."""
-    stack = _stack(cfg, batch_size, (net,), n_train)
+    stack = batch_stack_config(cfg, batch_size, (net,), n_train)
     train_cfg = engine_point_config(stack, 0)
     return train_cfg, norm_module(stack.points[0].norm, train_cfg.model)
 
@@ -240,7 +244,7 @@ def train_networks(
 ) -> pd.DataFrame:
     """Every network of one batch size, trained as one stack; one wide record per network."""
     n_train = len(split.y_train)
-    result = train_stack(_stack(cfg, batch_size, nets, n_train), data=split, progress=progress)
+    result = train_stack(batch_stack_config(cfg, batch_size, nets, n_train), data=split, progress=progress)
     per_epoch = max(1, n_train // batch_size)
     return pd.DataFrame(_records(nets, result, per_epoch)).assign(batch_size=batch_size)
 
