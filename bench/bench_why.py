@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from bench.common import Result, interleaved_ratio, median_time, rerun_times
-from bn_core.experiments.why.common import NOISY_BN, digits, initial_model
+from bn_core.experiments.why.common import NOISY_BN, digits_split, initial_model
 from bn_core.experiments.why.ics import ICSConfig, run_ics
 from bn_core.experiments.why.jacobian import JacobianConfig, run_jacobian
 from bn_core.experiments.why.landscape import LandscapeConfig, run_landscape
@@ -46,7 +46,7 @@ def _timed(name: str, fn: Callable[[], object], repeats: int, unit: str = "s", g
 
 
 def _three_runs(cfg: NoisyConfig, hooked: bool) -> None:
-    split = digits()
+    split = digits_split()
     for name, train_cfg in train_configs(cfg).items():
         factory = NoisyBNFactory(cfg.n_mu, cfg.n_sigma, seed=cfg.seed) if name == NOISY_BN else None
         hook = None
@@ -85,7 +85,7 @@ def _reruns(quick: bool) -> list[Result]:
 
 
 def run(quick: bool) -> list[Result]:
-    digits()  # load the data once, outside every timing
+    digits_split()  # load the data once, outside every timing
     run_noisy(NoisyConfig(steps=10))  # one-time imports and allocator warm-up
     repeats = 2 if quick else 5
     results = [

@@ -3,7 +3,7 @@
 The verdicts, the debate and the questions get unit tests for both outcomes on small synthetic
 summaries (the end of this file), and the questions are checked against the live result for two seeds.
 
-The claims are checked on the page's default configs (small nets on the digits, a few seconds each):
+The claims are checked on the page's default configs (small nets on the digits_split, a few seconds each):
 noisy BN reaches ≥ 90 % of BN's accuracy while its layer inputs are far less stable; BN's
 gradient-predictiveness band is narrower (3 seeds); the scale-invariance identities hold to 1e-6.
 """
@@ -27,12 +27,11 @@ from bn_core.experiments.why.common import (
     NO_NORM,
     NOISY_BN,
     NetOutcome,
-    digits,
+    digits_split,
     initial_model,
     loss_and_grads,
     net_config,
     probe_params,
-    shown_ratio,
     untrained,
     weight_names,
 )
@@ -221,7 +220,7 @@ def _tiny(norm: str, depth: int = 3, width: int = 7):
 
 
 def _batch(n: int = 24):
-    split = digits()
+    split = digits_split()
     return split.x_train[:n].double(), split.y_train[:n]
 
 
@@ -329,7 +328,7 @@ def test_functional_loss_equals_the_module_loss():
 
 def test_initial_model_is_the_model_training_starts_from():
     cfg = net_config("batch", lr=0.3, steps=1, seed=4)
-    split = digits()
+    split = digits_split()
     start = initial_model(cfg, split)
     trained = train(replace(cfg, lr=1e-300), data=split).model  # one step too small to move a float32 weight
     for (name, a), b in zip(start.named_parameters(), trained.parameters(), strict=True):
@@ -387,7 +386,7 @@ def test_scale_run_covers_the_grid_for_both_backends():
 @pytest.mark.parametrize("bn", [True, False])
 def test_jacrev_agrees_with_autograd_and_bn_couples_the_batch(bn):
     cfg = JacobianConfig(depth=3, width=5, batch=6)
-    model = _model(cfg, bn, digits())
+    model = _model(cfg, bn, digits_split())
     h = torch.randn(6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     f = layer_fn(model, 2, bn)
     J = jacrev(f)(h)  # (N, W, N, W)
@@ -453,12 +452,6 @@ def test_untrained_speaks_only_when_no_net_trained():
     assert verdict is not None and not verdict.holds
     assert "No net trained at this learning rate" in verdict.text and "10.2 %" in verdict.text
     assert untrained((_net(BN, 0.95), _net(NO_NORM, 0.1)), 2.0) is None
-
-
-def test_shown_ratio_is_the_quotient_of_the_printed_numbers():
-    q, text = shown_ratio(0.012345, 0.4567)
-    q_, a, b = _printed_ratio(text)
-    assert q == pytest.approx(a / b) and f"{q:.2f}" == f"{q_:.2f}" and a == 0.0123
 
 
 @pytest.mark.parametrize(

@@ -44,9 +44,8 @@ __all__ = [
     "untrained",
     "LEAD",
     "leads",
-    "shown_ratio",
     "net_config",
-    "digits",
+    "digits_split",
     "probe_params",
     "loss_and_grads",
     "flat_norm",
@@ -143,17 +142,6 @@ def leads(a: NetOutcome, b: NetOutcome) -> bool:
     return q >= LEAD
 
 
-def shown_ratio(a: float, b: float, sig: int = 3) -> tuple[float, str]:
-    """``a / b`` of the two numbers as printed with about ``sig`` significant digits, and the fragment.
-
-    :func:`bn_core.verdict.ratio` rounds to fixed decimals; this picks the decimals from
-    the smaller magnitude so that 0.0123 and 0.456 both keep three significant digits.
-    """
-    small = min(abs(a), abs(b))
-    decimals = 2 if not math.isfinite(small) or small == 0 else max(0, min(12, sig - 1 - math.floor(math.log10(small))))
-    return ratio(a, b, decimals)
-
-
 def net_config(
     norm: Norm,
     *,
@@ -174,7 +162,7 @@ def net_config(
     return replace(base, model=model, **overrides)
 
 
-def digits() -> DataSplit:
+def digits_split() -> DataSplit:
     """The digits split every experiment on this page trains on."""
     return load_dataset(DIGITS)
 

@@ -43,7 +43,7 @@ from torch.func import jacrev
 
 from bn_core.binning import binned
 from bn_core.device import pick_device
-from bn_core.experiments.why.common import BN, NO_NORM, digits, finite_rows, sub_progress
+from bn_core.experiments.why.common import BN, NO_NORM, digits_split, finite_rows, sub_progress
 from bn_core.models import MAX_DEPTH, MLP, MLPConfig, build_mlp
 from bn_core.progress import Progress
 from bn_core.verdict import Verdict, num
@@ -204,7 +204,7 @@ def _one_net(
     cfg: JacobianConfig, name: str, bn: bool, x: Tensor, y: Tensor, progress: Progress | None
 ) -> tuple[list[pd.DataFrame], list[tuple], list[tuple]]:
     """Singular values, their summary rows and the gradient norms of one net (``name``)."""
-    model = _model(cfg, bn, digits())
+    model = _model(cfg, bn, digits_split())
     with torch.no_grad():
         hs = [x]
         for i in range(1, cfg.depth + 1):
@@ -231,7 +231,7 @@ def run_jacobian(cfg: JacobianConfig, progress: Progress | None = None) -> Jacob
         ValueError: depth outside 2 … 10, a batch < 2, or N·W above :data:`MAX_JACOBIAN_SIZE`.
     """
     _check(cfg)
-    split, device = digits(), pick_device()
+    split, device = digits_split(), pick_device()
     x = split.x_train[: cfg.batch].to(device=device, dtype=torch.float64)  # (N, 64)
     y = split.y_train[: cfg.batch].to(device)
     sv_frames, layer_rows, grad_rows = [], [], []

@@ -32,7 +32,7 @@ from bn_core.experiments.why.common import (
     BN,
     NO_NORM,
     NetOutcome,
-    digits,
+    digits_split,
     finite_rows,
     flat_norm,
     initial_model,
@@ -41,13 +41,12 @@ from bn_core.experiments.why.common import (
     net_config,
     outcome,
     probe_params,
-    shown_ratio,
     sub_progress,
     untrained,
 )
 from bn_core.progress import Progress
 from bn_core.train import StepContext, TrainResult, concat_results, fixed_rows, train
-from bn_core.verdict import Verdict, num
+from bn_core.verdict import Verdict, num, ratio
 
 __all__ = [
     "LandscapeConfig",
@@ -198,7 +197,7 @@ def _probed_run(
     name: str, norm: str, cfg: LandscapeConfig, at: set[int], etas: np.ndarray, progress: Progress | None
 ) -> tuple[TrainResult, pd.DataFrame]:
     """Train one net and probe it at the checkpoints; its probe rows, labelled ``name``."""
-    split = digits()
+    split = digits_split()
     common = {"lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seed, "depth": cfg.depth, "activation": cfg.activation}
     train_cfg = net_config(norm, variant=name, record_layers=False, record_grads=False, **common)
     rows = fixed_rows(train_cfg, split)[0][: train_cfg.batch_size]
@@ -239,7 +238,7 @@ def run_landscape(cfg: LandscapeConfig, progress: Progress | None = None) -> Lan
 
 def is_smoother(s: LandscapeSummary) -> bool:
     """BN's gradient band ≥ SMOOTHER× narrower (as printed) and its β lower."""
-    q, _ = shown_ratio(s.grad_band_plain, s.grad_band_bn)
+    q, _ = ratio(s.grad_band_plain, s.grad_band_bn)
     return q >= SMOOTHER and s.beta_bn < s.beta_plain
 
 
@@ -248,8 +247,8 @@ def landscape_verdict(s: LandscapeSummary) -> Verdict:
     none = untrained((s.bn, s.plain), s.lr)
     if none is not None:
         return none
-    _, grad = shown_ratio(s.grad_band_plain, s.grad_band_bn)
-    _, loss = shown_ratio(s.loss_band_plain, s.loss_band_bn)
+    _, grad = ratio(s.grad_band_plain, s.grad_band_bn)
+    _, loss = ratio(s.loss_band_plain, s.loss_band_bn)
     smoother = is_smoother(s)
     text = (
         f"**Measured** (mean over the {s.checkpoints} checkpoints): the gradient-predictiveness band is "

@@ -34,12 +34,11 @@ from bn_core.experiments.why.common import (
     NO_NORM,
     NOISY_BN,
     NetOutcome,
-    digits,
+    digits_split,
     finite_rows,
     initial_model,
     net_config,
     outcome,
-    shown_ratio,
     sub_progress,
     untrained,
 )
@@ -180,7 +179,7 @@ def run_noisy(cfg: NoisyConfig, progress: Progress | None = None) -> NoisyResult
         ValueError: noise strengths out of range, or an invalid training config.
     """
     check_noise(cfg.n_mu, cfg.n_sigma)
-    split = digits()
+    split = digits_split()
     results, weights = {}, []
     for i, (name, train_cfg) in enumerate(train_configs(cfg).items()):
         results[name], rows = _train_one(name, train_cfg, cfg, split, sub_progress(progress, i, 3, name))
@@ -243,7 +242,7 @@ def stability_verdict(layer: int, view: View, noisy: float, bn: float, plain: fl
     steadier = max(bn, plain)
     if not all(math.isfinite(v) for v in (noisy, bn, plain)) or steadier <= 0:
         return Verdict(False, f"{moved}: a run stopped early, so the jumps cannot be compared.")
-    q, frag = shown_ratio(noisy, steadier)
+    q, frag = ratio(noisy, steadier)
     if q >= LESS_STABLE:
         return Verdict(True, f"{moved} (noisy ÷ the larger = {frag}): its inputs are **far less stable**.")
     return Verdict(False, f"{moved} (noisy ÷ the larger = {frag}): its inputs are *not* clearly less stable.")

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from bn_core.experiments.why.common import BN, NO_NORM, NetOutcome, finite_rows, shown_ratio, thin_steps
+from bn_core.experiments.why.common import BN, NO_NORM, NetOutcome, finite_rows, thin_steps
 from bn_core.train import StepContext
-from bn_core.verdict import Verdict, num
+from bn_core.verdict import Verdict, num, ratio
 
 __all__ = [
     "WeightRecorder",
@@ -140,7 +140,7 @@ def _facts(s: WeightSummary) -> tuple[bool, bool, bool]:
 def weight_verdict(s: WeightSummary) -> Verdict:
     """Did the BN net's weights grow, its turn per step fall, and the norm identity hold?"""
     grew, slowed, identity = _facts(s)
-    _, turn_ratio = shown_ratio(s.turn_early, s.turn_late)
+    _, turn_ratio = ratio(s.turn_early, s.turn_late)
     head = f"{s.bn.divergence_note} " if s.bn.divergence_note else ""
     norm = (
         f"the mean ‖W‖ of the hidden layers {'grew' if grew else 'did *not* grow'}: {num(s.norm_start)} "
