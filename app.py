@@ -9,7 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import streamlit as st
 
-from ui import nav, sidebar
+from ui import nav, present, sidebar
 
 
 @st.cache_resource
@@ -28,6 +28,7 @@ st.set_page_config(
     initial_sidebar_state="collapsed" if presenting else "auto",
 )
 _tune_runtime()
+present.base_css()
 pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0)
          for i, p in enumerate(nav.PAGES)}  # fmt: skip
 aliases = [st.Page(sidebar.hand_over(pages[path]), title=name, url_path=name) for name, path in nav.ALIASES.items()]

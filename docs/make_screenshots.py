@@ -2,8 +2,8 @@
 
 Starts a real server (tests/e2e/server.py), opens every page at default settings with
 global seed 0 in headless Debian Chromium, waits until its charts are drawn, and saves
-docs/screenshots/<url_path>.png. For colour emoji in titles install Debian's
-fonts-noto-color-emoji first (optional).
+docs/screenshots/<url_path>.png, plus a presenter-view slide on a 1920×1080 projector
+(presenter.png) and a page on a 400 px phone (phone.png).
 """
 
 from __future__ import annotations
@@ -35,8 +35,21 @@ def main() -> None:
             if errors:
                 print(f"{info.url_path}: console errors {errors}", file=sys.stderr)
             page.close()
+        _shot(browser, f"{url}/training-comparison?present=1&slide=1", "presenter.png", (1920, 1080), 6)
+        _shot(browser, f"{url}/normalization-steps", "phone.png", (400, 800), 7, full_page=False)
         browser.close()
-    print(f"wrote {len(PAGES) - 1} screenshots to {OUT}")
+    print(f"wrote {len(PAGES) + 1} screenshots to {OUT}")
+
+
+def _shot(browser, url: str, name: str, size: tuple[int, int], charts: int, full_page: bool = False) -> None:
+    page, errors = browser_page(browser, width=size[0], height=size[1])
+    page.goto(url)
+    wait_for_page(page, min_charts=charts)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(OUT / name), full_page=full_page)
+    if errors:
+        print(f"{name}: console errors {errors}", file=sys.stderr)
+    page.close()
 
 
 if __name__ == "__main__":

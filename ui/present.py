@@ -23,6 +23,19 @@ SLIDE_KEY = "bn-slide-"  # container key prefix; Streamlit gives each container 
 _DECK = "__deck"
 
 
+# Phones: nothing may widen the page. An equation or a faceted chart wider than its column
+# scrolls inside its own box instead (a chart at container width never needs to).
+BASE_CSS = """<style>
+.katex-display { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+[data-testid=stVegaLiteChart] { overflow-x: auto; max-width: 100%; }
+</style>"""
+
+
+def base_css() -> None:
+    """The layout rules every page gets (drawn once per run by the router)."""
+    st.html(BASE_CSS)
+
+
 def _global():
     from ui.sidebar import GLOBAL  # late: the sidebar's widgets import this module
 
