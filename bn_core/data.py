@@ -463,3 +463,6 @@ def load_dataset(cfg: DataConfig) -> DataSplit:
         name=cfg.name,
         feature_scales=tuple(float(s) for s in scales) if cfg.ill_scaled else None,
     )
+
+
+DIGITS = DataConfig("digits")  # the handwritten digits at their fixed split (data seed 0): every page trains on it

@@ -13,3 +13,10 @@ Progress = Callable[[float, str], None]
 
 def no_progress(fraction: float, message: str = "") -> None:
     """The default callback: report nothing."""
+
+
+def sub_progress(progress: Progress | None, i: int, n: int, label: str) -> Progress | None:
+    """The callback for part ``i`` of ``n`` of a computation: it reports that part's share of the whole."""
+    if progress is None:
+        return None
+    return lambda f, msg: progress((i + f) / n, f"{label}: {msg}")

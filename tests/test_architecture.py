@@ -154,3 +154,13 @@ def test_no_library_name_is_defined_twice():
                     twice.append(f"{node.name}: {seen[node.name]} and {path}")
                 seen.setdefault(node.name, path)
     assert twice == []
+
+
+@pytest.mark.parametrize("path", _sources("bn_core/experiments"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_experiments_configure_run_and_summarize_only(path):
+    """One engine: no model class and no optimizer loop in bn_core/experiments/ (they live in models, train, engine)."""
+    tree = ast.parse(path.read_text())
+    bases = {ast.unparse(b) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for b in node.bases}
+    assert not bases & {"nn.Module", "torch.nn.Module", "Module"}, path
+    calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assert not any(c.endswith((".backward", ".step", "zero_grad")) or c.startswith("torch.optim") for c in calls), path

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 from bn_core.engine.config import NormSpec
+from bn_core.functional import update_running_stats
+from bn_core.norm_base import ema_weight
 
 __all__ = ["StackedNorm", "make_stacked_norm"]
 
@@ -65,13 +67,14 @@ class StackedNorm:
 
     def _step_momentum(self) -> float:
         self.n_batches += 1
-        return 1.0 / self.n_batches if self.momentum is None else self.momentum
+        return ema_weight(self.momentum, self.n_batches)
 
     def _track(self, mu_B: Tensor, var_B: Tensor, m: int) -> None:
-        """EMA step toward ``mu_B`` and the unbiased ``var_B·m/(m − 1)``, both (k, 1, F)."""
-        momentum = self._step_momentum()
-        self.running_mean = torch.lerp(self.running_mean, mu_B, momentum)
-        self.running_var = torch.lerp(self.running_var, var_B * (m / (m - 1)), momentum)
+        """The one EMA step (``functional.update_running_stats``) toward ``mu_B`` and the unbiased
+        ``var_B·m/(m − 1)``, on (k, 1, F) stacks."""
+        self.running_mean, self.running_var = update_running_stats(
+            self.running_mean, self.running_var, mu_B, var_B, m, self._step_momentum()
+        )
 
 
 def _moments(x: Tensor, dim: int, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -9,6 +9,7 @@ along its seams:
 ``loop``               :func:`train`: the readable loop, divergence, :class:`TrainResult`
 ``records``            layer statistics on the probe batch, long-format frames
 ``evaluation``         :func:`evaluate` and :func:`collect_taps` in train or eval mode
+``fine_tune``          :func:`fine_tune`: SGD on some parameters of a trained model (frozen backbones)
 =====================  ====================================================================
 
 Many configurations at once (grids, sweeps) go through :mod:`bn_core.sweep`, which
@@ -32,10 +33,12 @@ from bn_core.train.config import (
     variant_label,
 )
 from bn_core.train.evaluation import EvalResult, ModelMode, collect_taps, evaluate
+from bn_core.train.fine_tune import fine_tune
 from bn_core.train.loop import StepContext, TrainResult, concat_results, train, warm_up
 from bn_core.train.schedule import batch_schedule, fixed_rows, make_optimizer, run_schedule, stream_seed
 
 __all__ = [
+    "fine_tune",
     "OPTIMIZERS",
     "BATCH_ORDERS",
     "BATCH_OF_ONE",

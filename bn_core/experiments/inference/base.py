@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from bn_core.data import DataConfig, DataSplit, load_dataset
+from bn_core.data import DIGITS, DataSplit, load_dataset
 from bn_core.models import MLPConfig
 from bn_core.precise_bn import bn_layers
 from bn_core.train import TrainConfig, stream_seed
@@ -40,7 +40,6 @@ MOMENTA = (0.01, 0.05, 0.1, 0.3, 0.5, 0.9, None)  # PyTorch convention; None = c
 # Train-mode BN needs two values per channel: with one, var_B = 0 and x̂ = (x − μ_B)/√ε = 0 for
 # every input, and the unbiased running-variance update divides by m − 1 = 0.
 MIN_TRAIN_BATCH = 2
-DIGITS = DataConfig("digits")  # the split is fixed (data seed 0): every seed trains on the same examples
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bn_core.data import DataSplit
 from bn_core.experiments.inference.base import MIN_TRAIN_BATCH, buffers, digits, drift, on_device
 from bn_core.experiments.inference.run import InferenceRun, trained_model
-from bn_core.precise_bn import bn_layers
-from bn_core.train import evaluate, stream_seed
+from bn_core.train import evaluate, fine_tune, stream_seed
 from bn_core.verdict import Verdict, num, pct
 
 __all__ = [
@@ -81,22 +79,16 @@ def _finetune(run: InferenceRun, split: DataSplit, bn_eval: bool) -> tuple[list[
     old_head, model.head = model.head, on_device(model, _new_head(run.config.width, run.config.seed))
     for p in model.blocks.parameters():
         p.requires_grad_(False)  # "frozen" backbone: W, b, gamma, beta
-    opt = torch.optim.SGD(model.head.parameters(), lr=FT_LR)
     keep = split.y_train < FT_CLASSES
-    x, y = split.x_train[keep], split.y_train[keep]
     gen = torch.Generator().manual_seed(stream_seed(run.config.seed, 37))
     trace = [(0, *r) for r in _records(model, old_head, before, split)]
-    for step in range(1, FT_STEPS + 1):
-        model.train()
-        for bn in bn_layers(model) if bn_eval else []:
-            bn.eval()  # the fix: BN uses and keeps its running statistics
-        idx = torch.randint(len(y), (max(run.config.batch_size, MIN_TRAIN_BATCH),), generator=gen)
-        loss = F.cross_entropy(model(on_device(model, x[idx])), on_device(model, y[idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 10 == 0:
-            trace += [(step, *r) for r in _records(model, old_head, before, split)]
+
+    def record(step: int) -> None:
+        trace.extend((step, *r) for r in _records(model, old_head, before, split))
+
+    fine_tune(model, split.x_train[keep], split.y_train[keep], model.head.parameters(), lr=FT_LR, steps=FT_STEPS,
+              batch_size=max(run.config.batch_size, MIN_TRAIN_BATCH), gen=gen, bn_eval=bn_eval, every=10,
+              on_record=record)  # fmt: skip
     params = zip(model.blocks.parameters(), params_before, strict=True)
     return trace, max(float((p.detach() - q).abs().max()) for p, q in params)
 

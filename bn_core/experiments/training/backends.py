@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from bn_core.data import load_dataset
-from bn_core.experiments.training.comparison import part_progress
 from bn_core.experiments.training.config import MAX_RUN_S, ComparisonConfig, check_cost, estimated_seconds, side_config
 from bn_core.experiments.training.verdicts import backend_verdict
-from bn_core.progress import Progress
+from bn_core.progress import Progress, sub_progress
 from bn_core.train import train
 from bn_core.verdict import Verdict
 
@@ -59,7 +58,7 @@ def run_backend_check(cfg: ComparisonConfig, progress: Progress | None = None) -
     runs = []
     for i, (backend, label) in enumerate(BACKEND_VARIANTS.items()):
         tcfg = replace(side_config(replace(cfg, backend=backend), "batch"), variant=label)
-        runs.append(train(tcfg, data=split, progress=part_progress(progress, i, 2, label)))
+        runs.append(train(tcfg, data=split, progress=sub_progress(progress, i, 2, label)))
     a, b = runs
     rows = [_diff_row(metric, (a.metric(metric) - b.metric(metric)).abs()) for metric in _COMPARED]
     merged = a.layers.merge(b.layers, on=["step", "layer", "metric"], suffixes=("_a", "_b"))

@@ -33,7 +33,7 @@ from bn_core.experiments.training.config import (
 )
 from bn_core.experiments.training.histograms import Snapshots, hist_frame
 from bn_core.models import MLPConfig, build_model
-from bn_core.progress import Progress
+from bn_core.progress import Progress, sub_progress
 from bn_core.train import (
     BATCH_OF_ONE,
     StepContext,
@@ -47,7 +47,7 @@ from bn_core.train import (
     train,
 )
 
-__all__ = ["Skipped", "ComparisonResult", "run_comparison", "part_progress"]
+__all__ = ["Skipped", "ComparisonResult", "run_comparison"]
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,6 @@ def _skipped_row(skip: Skipped) -> dict:
     }
 
 
-def part_progress(progress: Progress | None, i: int, n: int, label: str) -> Progress | None:
-    """Part ``i`` of ``n`` of a computation, reported as its share of the whole."""
-    if progress is None:
-        return None
-    return lambda f, msg: progress((i + f) / n, f"{label}: {msg}")
-
-
 def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> ComparisonResult:
     """Train the BN and the no-norm net of ``cfg`` and record everything the page shows.
 
@@ -162,7 +155,7 @@ def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> C
     snaps_at = snapshot_steps(cfg)
     results, snaps = [], {}
     for i, tcfg in enumerate(runnable):
-        part = part_progress(progress, i, len(runnable), tcfg.variant)
+        part = sub_progress(progress, i, len(runnable), tcfg.variant)
         result, snaps[tcfg.variant] = _train_with_snapshots(tcfg, split, part, snaps_at)
         results.append(result)
     curves, layers = concat_results(results)

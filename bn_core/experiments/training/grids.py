@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bn_core.data import DataSplit, load_dataset
-from bn_core.experiments.training.comparison import Skipped, part_progress
+from bn_core.experiments.training.comparison import Skipped
 from bn_core.experiments.training.config import (
     MAC_PER_S,
     MAX_GRID_S,
@@ -31,7 +31,7 @@ from bn_core.experiments.training.config import (
     side_config,
 )
 from bn_core.experiments.training.measures import steps_to_target
-from bn_core.progress import Progress
+from bn_core.progress import Progress, sub_progress
 from bn_core.sweep import SweepResult, run_sweep, sweep_grid
 from bn_core.train import BATCH_OF_ONE, FIG1_LR, needs_bigger_batch
 
@@ -137,7 +137,7 @@ def run_grid(cfg: GridConfig, progress: Progress | None = None) -> GridResult:
         parts = []
         for i, depth in enumerate(cfg.values):
             base = replace(cfg.base, depth=int(depth))
-            sub = part_progress(progress, i, len(cfg.values), f"depth {int(depth)}")
+            sub = sub_progress(progress, i, len(cfg.values), f"depth {int(depth)}")
             parts.append((int(depth), _sweep(cfg, split, base, sub, lrs=(base.lr,), init_scales=(base.init_scale,))))
     else:
         key = {"lr": "lrs", "init_scale": "init_scales"}[cfg.axis]

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from bn_core.data import DataConfig, DataSplit, load_dataset
+from bn_core.data import DIGITS, DataSplit, load_dataset
 from bn_core.models import MLP, MLPConfig, build_mlp
-from bn_core.progress import Progress
+from bn_core.progress import sub_progress
 from bn_core.train import TrainConfig, TrainResult, fig1_config
 from bn_core.verdict import Verdict, num, pct, ratio
 
@@ -58,7 +58,6 @@ __all__ = [
 
 # The series names, as every page names these methods (ui.charts.METHOD_COLORS).
 BN, NO_NORM, NOISY_BN = "BN", "no norm", "noisy BN"
-DIGITS = DataConfig("digits")
 Norm = Literal["batch", "none"]
 
 CHANCE_ACC = 0.1  # ten digit classes: a net that guesses scores 10 %
@@ -217,13 +216,6 @@ def initial_model(cfg: TrainConfig, split: DataSplit) -> MLP:
     model_cfg = cfg.model
     assert isinstance(model_cfg, MLPConfig)
     return build_mlp(replace(model_cfg, in_features=split.n_features, n_classes=split.n_classes), seed=cfg.seed)
-
-
-def sub_progress(progress: Progress | None, i: int, n: int, name: str) -> Progress | None:
-    """A progress callback for run ``i`` of ``n`` that reports the overall fraction."""
-    if progress is None:
-        return None
-    return lambda f, msg: progress((i + f) / n, f"{name}: {msg}")
 
 
 def finite_rows(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
