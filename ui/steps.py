@@ -151,16 +151,26 @@ def data_source() -> tuple[bytes | None, ParsedCSV | None]:
     return raw, parsed_csv(raw)
 
 
-def fit_lists(c: int, n: int) -> None:
+def fit_lists(c: int, n: int) -> tuple[int, int]:
     """Make every per-feature list at least C long (never cut: switching data back loses nothing);
-    keep the chosen feature and example in range."""
+    return the feature j and example i to show, in range.
+
+    The feature box can only hold one of the C columns, so j is clamped (and the page says so).
+    The tracked example keeps its value, so a batch made smaller and then larger again comes
+    back to the same example; only the one shown moves, with a notice.
+    """
     for name, (fill, *_rest) in PER_FEATURE.items():
         values = tuple(STATE[name])
         STATE[name] = values + (fill,) * max(0, c - len(values))
-    STATE["j"] = min(int(STATE["j"]), c - 1)
-    STATE["i"] = min(int(STATE["i"]), max(n - 1, 0))
+    if int(STATE["j"]) > c - 1:
+        st.info(f"Feature j = {STATE['j']} is past the last of the {c} columns; showing feature {c - 1}.")
+        STATE["j"] = c - 1
+    i = min(int(STATE["i"]), max(n - 1, 0))
+    if i != int(STATE["i"]):
+        st.info(f"Example i = {STATE['i']} is past the end of this batch (N = {n}); showing example {i}.")
     for name in PER_FEATURE:  # the edit sliders show the chosen feature's values
         st.session_state[f"steps:edit_{name}"] = float(STATE[name][STATE["j"]])
+    return int(STATE["j"]), i
 
 
 def _write_edit(name: str) -> None:

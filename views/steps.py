@@ -21,14 +21,13 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         common.halt()
     columns = parsed.columns if parsed is not None else tuple(f"f{k}" for k in range(ui.STATE["C"]))
     n_rows = parsed.values.shape[0] if parsed is not None else ui.STATE["N"]
-    ui.fit_lists(len(columns), n_rows)
+    j, i = ui.fit_lists(len(columns), n_rows)
 
     with common.section("2 · Controls"):
         ui.feature_controls(columns, synthetic=csv is None)
         ui.bn_controls()
         cfg = ui.config(csv, len(columns))
         result = common.run(ui.compute, cfg, label="Normalizing…")
-    j, i = ui.STATE["j"], ui.STATE["i"]
 
     with common.section(f"3 · The four steps for feature `{columns[j]}`, example {i}"):
         common.need(result)
