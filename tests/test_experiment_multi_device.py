@@ -189,6 +189,15 @@ def test_sweep_estimate_from_the_measured_step_times():
     assert "about" not in verdicts.sweep_estimate(cfg, None).text  # nothing measured yet: no number
 
 
+def test_a_sweep_over_a_minute_is_refused_with_the_way_out():
+    cfg = ReplicaSweepConfig(sizes=(2, 16), epochs=1.0)  # 380 lockstep steps
+    assert verdicts.sweep_refusal(cfg, fake(sync_ms=8.0, per_ms=2.0)) is None  # about 4.2 s: runs
+    assert verdicts.sweep_refusal(cfg, None) is None  # nothing measured: no grounds to refuse
+    refusal = verdicts.sweep_refusal(cfg, fake(sync_ms=150.0, per_ms=50.0))  # 380 × 201 ms ≈ 76 s
+    assert refusal is not None and not refusal.holds
+    assert "about 76 s" in refusal.text and "Lower the seeds" in refusal.text
+
+
 # ---------------------------------------------------------------------------
 # Questions: answers equal the numbers recomputed from the result, for two seeds
 # ---------------------------------------------------------------------------

@@ -55,9 +55,12 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
             st.info("Turn on the sweep to train 4 sizes × 3 methods per seed on real workers (with a progress bar).")
             common.halt()
         sweep_cfg = ui.sweep_config()
+        if (refusal := verdicts.sweep_refusal(sweep_cfg, result)) is not None:
+            st.warning(refusal.text, icon=":material/timer:")
+            common.halt()
         sweep = common.run(ui.compute_sweep, sweep_cfg, label=verdicts.sweep_estimate(sweep_cfg, result).text)
         common.need(sweep)
-        st.vega_lite_chart(ui.replica_sweep_spec(sweep_cfg), width="stretch")
+        common.chart(ui.replica_sweep_spec(sweep_cfg))
         st.markdown(verdicts.sweep_verdict(sweep).text)
         st.dataframe(ui.replica_sweep_table(sweep).style.format(precision=3).format("{:.4f}", subset=["lr"]))
         st.caption(ui.SWEEP_NOTE)

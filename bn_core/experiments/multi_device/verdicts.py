@@ -24,6 +24,8 @@ __all__ = [
     "TRAINED_MIN_ACC",
     "conclusion",
     "sweep_estimate",
+    "sweep_refusal",
+    "sweep_seconds",
     "SLOW_S",
     "equivalence_verdict",
     "oversubscribed",
@@ -51,6 +53,9 @@ OVERHEAD_NOTICEABLE = 1.05
 DEGRADE_GAP = 0.05
 # Anything slower than this gets an estimate before it starts (issue 16: estimate anything over 2 s).
 SLOW_S = 2.0
+# A sweep the class would wait over a minute for is refused, with the way to make it smaller:
+# thirty students share the server's cores, and every session waits while it trains.
+MAX_SWEEP_S = 60.0
 # 10 digit classes: chance is 10 %. Above 50 % test accuracy the net has clearly learned.
 TRAINED_MIN_ACC = 0.5
 
@@ -154,13 +159,33 @@ def time_verdict(r: StatsResult) -> Verdict:
     return Verdict(False, f"{head}: within the {noise} that such timings wobble by, no measurable cost.")
 
 
+def sweep_seconds(cfg: ReplicaSweepConfig, r: StatsResult | None) -> float | None:
+    """The sweep's duration estimated from the step times this server just measured (section 4), if any."""
+    if r is None or not r.per_replica_trained:
+        return None
+    return lockstep_steps(cfg) * sum(r.step_ms[v] for v in ("per_replica", "sync", "group")) / 1e3
+
+
+def sweep_refusal(cfg: ReplicaSweepConfig, r: StatsResult | None) -> Verdict | None:
+    """Why the sweep will not start (estimated over :data:`MAX_SWEEP_S`), or None when it may."""
+    seconds = sweep_seconds(cfg, r)
+    if seconds is None or seconds <= MAX_SWEEP_S:
+        return None
+    return Verdict(
+        False,
+        f"This sweep would take about {num(seconds, 2)} s at the step times measured above, more than the "
+        f"{num(MAX_SWEEP_S)} s a class can wait for (every student shares the server). Lower the seeds, the epochs "
+        "or the ranks W.",
+    )
+
+
 def sweep_estimate(cfg: ReplicaSweepConfig, r: StatsResult | None) -> Verdict:
     """Claim: the sweep takes a while. Estimated from the step times this server just measured (section 4)."""
     steps = lockstep_steps(cfg)
     what = f"{len(cfg.sizes)} sizes × 3 methods × {_plural(cfg.n_seeds, 'seed')}, {steps:,} steps of each method"
-    if r is None or not r.per_replica_trained:
+    seconds = sweep_seconds(cfg, r)
+    if seconds is None:
         return Verdict(True, f"Training {what}…")
-    seconds = steps * sum(r.step_ms[v] for v in ("per_replica", "sync", "group")) / 1e3
     about = f"about {num(seconds, 2)} s at the step times measured above"
     return Verdict(seconds > SLOW_S, f"Training {what} ({about})…")
 
