@@ -200,7 +200,7 @@ def takeaway(text: str) -> None:
     present.close_slide()
 
 
-def chart(chart_or_spec: Any) -> None:
+def chart(chart_or_spec: Any, where: Any = st) -> None:
     """Draw an Altair chart or a Vega-Lite spec at the container's width (projector-size text when presenting)."""
     spec = chart_or_spec if isinstance(chart_or_spec, dict) else chart_or_spec.to_dict()
-    st.vega_lite_chart(present.chart_config(spec), width="stretch")
+    where.vega_lite_chart(present.chart_config(spec), width="stretch")

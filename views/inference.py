@@ -39,7 +39,7 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
             st.dataframe(lesson.table, hide_index=True, column_config=common.number_config(lesson.table))
             common.halt()
         ui.render_guard(view)
-        st.vega_lite_chart(ui.ema_spec(trained, layer, j), width="stretch")
+        common.chart(ui.ema_spec(trained, layer, j))
         unit = ui.unit_view(trained, layer, j)
         st.markdown(unit.sentence.text)
         st.caption(unit.legend)
@@ -57,15 +57,15 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
         common.need(tm)
         for e in tm.errors:
             st.warning(f"Train mode with a batch of 1 ({e.impl}):\n\n`{e.text}`", icon=":material/block:")
-        st.vega_lite_chart(ui.modes_spec(trained, n, layer), width="stretch")
+        common.chart(ui.modes_spec(trained, n, layer))
         st.markdown(tm.sentence.text)
         if tm.why is not None:
             st.markdown(f"**Why they differ**, for unit {j}: the two modes normalize with different numbers.")
             st.dataframe(tm.why, hide_index=True, column_config=common.number_config(tm.why, 5))
         gap_charts = ui.gap_specs(trained, layer)
         a, b = st.columns(2)
-        a.vega_lite_chart(gap_charts.by_size, width="stretch")
-        b.vega_lite_chart(gap_charts.by_step, width="stretch")
+        common.chart(gap_charts.by_size, where=a)
+        common.chart(gap_charts.by_step, where=b)
         st.markdown(f"{gaps.by_size.text} {gaps.by_step.text}")
 
     with common.section("3 · Misconception labs"):
@@ -85,7 +85,7 @@ with common.page(ui.STATE, "Train vs Inference", INTRO):
         fold = common.run(ui.fold_view, trained, ui.STATE["fold"], label="Folding and timing…")
         common.need(fold)
         st.markdown(f"{fold.verdicts.exact.text} {fold.verdicts.speed.text}")
-        st.vega_lite_chart(ui.fold_spec(trained, ui.STATE["fold"]), width="stretch")
+        common.chart(ui.fold_spec(trained, ui.STATE["fold"]))
         st.dataframe(fold.checks, hide_index=True, column_config=ui.FOLD_COLUMNS)
 
     common.takeaway(ui.TAKEAWAY)

@@ -72,8 +72,8 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
         common.need(result)
         volume_spec, time_spec = ui.cost_specs(cfg)
         left, right = st.columns(2)
-        left.vega_lite_chart(volume_spec, width="stretch")
-        right.vega_lite_chart(time_spec, width="stretch")
+        common.chart(volume_spec, where=left)
+        common.chart(time_spec, where=right)
         st.markdown(verdicts.volume_verdict(result).text)
         st.markdown(verdicts.time_verdict(result).text)
         st.markdown(

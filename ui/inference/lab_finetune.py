@@ -41,7 +41,7 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(finetune, cfg, label="Fine-tuning a new head…")
     if r is None:
         return None
-    st.vega_lite_chart(finetune_spec(cfg), width="stretch")
+    common.chart(finetune_spec(cfg))
     st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
     st.warning(finetune_verdict(r).text, icon=":material/balance:")
     return r.trace

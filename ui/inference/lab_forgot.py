@@ -36,6 +36,6 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
         return None
     for e in r.errors:
         st.code(f"{e.impl}, train mode, batch of 1:\n{e.text}", language=None, wrap_lines=True)
-    st.vega_lite_chart(forgot_spec(cfg), width="stretch")
+    common.chart(forgot_spec(cfg))
     st.warning(forgot_verdict(r).text, icon=":material/balance:")
     return r.accuracy

@@ -60,7 +60,7 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(lag, cfg, lag_lr, label=f"Training at lr {lag_lr:g}…")
     if r is None:
         return None
-    st.vega_lite_chart(lag_spec(cfg, lag_lr), width="stretch")
+    common.chart(lag_spec(cfg, lag_lr))
     st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
     st.warning(lag_verdict(r).text, icon=":material/balance:")
     return r.trace

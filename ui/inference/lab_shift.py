@@ -46,6 +46,6 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     for col, (name, value) in zip(st.columns(3), (("clean", r.clean), ("shifted", r.shifted),
                                                   ("shifted + AdaBN", r.adapted)), strict=True):  # fmt: skip
         col.metric(name, pct(value))
-    st.vega_lite_chart(shift_spec(cfg, *args), width="stretch")
+    common.chart(shift_spec(cfg, *args))
     st.warning(shift_verdict(r).text, icon=":material/balance:")
     return r.sweep

@@ -33,7 +33,7 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(validation, cfg, label="Validating in train mode…")
     if r is None:
         return None
-    st.vega_lite_chart(validation_spec(cfg), width="stretch")
+    common.chart(validation_spec(cfg))
     st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
     st.warning(validation_verdict(r).text, icon=":material/balance:")
     return r.trace

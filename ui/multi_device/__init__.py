@@ -25,6 +25,7 @@ from bn_core.experiments.multi_device import (
     run_stats,
     verdicts,
 )
+from ui import common
 from ui.multi_device.controls import STATE, controls, layer_control, stats_config, sweep_config, sweep_controls
 from ui.multi_device.figures import (
     STATS_CAPTION,
@@ -112,4 +113,4 @@ def render_stats_charts(cfg: StatsConfig, layer: int) -> None:
     """Section 1's grid: a row per statistic, a column per method (columns stack on a phone)."""
     for row in stats_specs(cfg, layer):
         for column, spec in zip(st.columns(len(row)), row, strict=True):
-            column.vega_lite_chart(spec, width="stretch")
+            common.chart(spec, where=column)
