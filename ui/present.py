@@ -46,33 +46,51 @@ def presenting() -> bool:
     return bool(_global()["present"])
 
 
+def _new_deck(title: str = "") -> dict:
+    return {"titles": [], "open": None, "depth": 0, "controls": {}, "more": {}, "page": title}
+
+
 def start(title: str) -> None:
     """At the top of a page run: a fresh deck for this run, and the presenter bar's place."""
-    st.session_state[_DECK] = {"titles": [], "open": None, "controls": {}, "more": {}, "page": title}
+    st.session_state[_DECK] = _new_deck(title)
     if presenting():
         st.session_state[_DECK]["bar"] = st.container()
 
 
 def open_slide(title: str | None) -> Any:
-    """The container of the next section, numbered in page order."""
-    deck = st.session_state.setdefault(_DECK, {"titles": [], "open": None, "controls": {}, "more": {}})
+    """The container of the next section, numbered in page order. Inside an open slide (a takeaway
+    drawn within a section, say) it is a plain container: part of that slide, not a new one."""
+    deck = st.session_state.setdefault(_DECK, _new_deck())
+    deck["depth"] += 1
+    if deck["depth"] > 1:
+        return st.container()
     deck["open"] = len(deck["titles"])
     deck["titles"].append(title or "")
     return st.container(key=f"{SLIDE_KEY}{deck['open']}")
 
 
 def close_slide() -> None:
-    st.session_state.get(_DECK, {})["open"] = None
+    deck = st.session_state.get(_DECK)
+    if deck is None:
+        return
+    deck["depth"] = max(0, deck["depth"] - 1)
+    if deck["depth"] == 0:
+        deck["open"] = None
 
 
 def place(where: Any) -> Any:
-    """Where a control goes: its own place, or, past the first few of a slide in presenter view, the popover."""
+    """Where a control goes: its own place, or, past the first few of a slide (or of the controls
+    above the first slide) in presenter view, the one popover beside them."""
     deck = st.session_state.get(_DECK)
-    if not presenting() or deck is None or deck["open"] is None:
+    if not presenting() or deck is None:
         return where
-    k = deck["open"]
+    k = "page" if deck["open"] is None else deck["open"]
     deck["controls"][k] = deck["controls"].get(k, 0) + 1
-    if deck["controls"][k] <= MAX_BAR_CONTROLS:
+    # Controls above the first slide stay in sight on every slide: they use up the slides' budget.
+    budget = (
+        MAX_BAR_CONTROLS if k == "page" else MAX_BAR_CONTROLS - min(deck["controls"].get("page", 0), MAX_BAR_CONTROLS)
+    )
+    if deck["controls"][k] <= budget:
         return where
     if k not in deck["more"]:
         deck["more"][k] = st.popover("More controls", icon=":material/tune:")

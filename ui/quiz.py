@@ -50,8 +50,16 @@ def check_yourself(page: str, questions: Sequence[Question]) -> dict[str, str | 
 
     A student who joined a live class sends each answer (anonymously) to the teacher.
     """
-    from ui import classroom  # late import: classroom imports this module's answer_key
+    from ui import classroom, present  # late import: classroom imports this module's answer_key
 
+    with present.open_slide("Check yourself"):
+        given = _questions(page, questions, classroom)
+        classroom.render_teacher_view(page, questions)
+    present.close_slide()
+    return given
+
+
+def _questions(page: str, questions: Sequence[Question], classroom) -> dict[str, str | float | None]:
     st.subheader("Check yourself")
     st.caption(
         "Answers come from the numbers on this page, so they change with the seed. Nothing leaves your session"
@@ -64,5 +72,4 @@ def check_yourself(page: str, questions: Sequence[Question]) -> dict[str, str | 
             right = _feedback(q, given[q.key])
         if right is not None:
             classroom.send(page, q, given[q.key])
-    classroom.render_teacher_view(page, questions)
     return given

@@ -17,7 +17,7 @@ from bn_core.experiments.steps import (
 )
 from bn_core.experiments.steps import normalized_verdict as normalized_verdict  # re-exported for the page
 from bn_core.experiments.steps_quiz import questions as questions  # re-exported for the page
-from ui import charts, common, widgets
+from ui import charts, common, present, widgets
 from ui.sidebar import bump_seed, seed
 from ui.state import Field, PageState
 
@@ -207,15 +207,15 @@ def undo_button(r: StepsResult, j: int) -> None:
 def feature_controls(columns: tuple[str, ...], synthetic: bool) -> None:
     """Which feature and example to follow, and that feature's mean, scale, γ and β."""
     a, b = st.columns(2)
-    a.selectbox(
-        "Feature j to inspect and edit", range(len(columns)), format_func=lambda k: columns[k], key=STATE.key("j")
+    widgets.choice(
+        STATE, "j", "Feature j to inspect and edit", options=range(len(columns)), fmt=lambda k: columns[k], where=a
     )
     widgets.number(STATE, "i", "Tracked example i", where=b)
     names = [*(("mean", "scale") if synthetic else ()), "gamma", "beta"]
     cols = st.columns(len(names) + 1, vertical_alignment="bottom")
     for col, name in zip(cols, names, strict=False):
         _fill, lo, hi, label = PER_FEATURE[name]
-        col.number_input(
+        present.place(col).number_input(
             f"{label} of feature j",
             lo,
             hi,

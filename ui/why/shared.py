@@ -21,6 +21,7 @@ from bn_core.experiments.why.landscape import LandscapeConfig
 from bn_core.experiments.why.noisy import NoisyConfig
 from bn_core.experiments.why.scale import ScaleConfig
 from bn_core.models import ACTIVATIONS, MAX_DEPTH
+from ui import present
 from ui.charts import method_color
 from ui.state import Field, PageState
 
@@ -87,8 +88,28 @@ STATE = PageState(
 )
 
 
+class _Flat:
+    """A tab drawn flat, always open: the presenter view shows the five tabs as slides in a row."""
+
+    open = True
+
+    def __init__(self) -> None:
+        self._box = st.container()
+
+    def __enter__(self) -> Any:
+        return self._box.__enter__()
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self._box.__exit__(*exc)
+
+
 def tabs() -> Sequence[Any]:
-    """The five lazy tabs; the open one is the ``tab`` field (so it round-trips through the URL)."""
+    """The five lazy tabs; the open one is the ``tab`` field (so it round-trips through the URL).
+
+    In the presenter view they are drawn flat, one slide per section, so Next walks through all of them.
+    """
+    if present.presenting():
+        return tuple(_Flat() for _ in TABS)
     return st.tabs(list(TABS), key=STATE.key("tab"), on_change="rerun")
 
 
