@@ -4,6 +4,7 @@ The thread count is set before torch is imported anywhere (see README, "Threads"
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -13,10 +14,14 @@ from ui import nav, present, sidebar
 
 
 @st.cache_resource
-def _tune_runtime() -> dict:
-    """Once per server process: torch threads and allocator settings."""
-    from bn_core.device import tune_cpu_runtime
+def _start_process() -> dict:
+    """Once per server process: torch threads and allocator settings, and no results persisted by older code."""
+    from streamlit.file_util import get_streamlit_file_path
 
+    from bn_core.device import tune_cpu_runtime
+    from ui.prepare import drop_stale_disk_cache
+
+    drop_stale_disk_cache(Path(get_streamlit_file_path("cache")))
     return tune_cpu_runtime()
 
 
@@ -27,7 +32,7 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="collapsed" if presenting else "auto",
 )
-_tune_runtime()
+_start_process()
 present.base_css()
 pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0)
          for i, p in enumerate(nav.PAGES)}  # fmt: skip

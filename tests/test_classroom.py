@@ -61,3 +61,17 @@ def test_bounds_on_classes_and_answers():
     assert len(store.answers(code, "t0", "p", "q")) == MAX_ANSWERS
     clock.t += TTL_S
     assert store.open_class("after expiry")  # expired classes free their places
+
+
+def test_results_persisted_by_other_code_are_dropped(tmp_path, monkeypatch):
+    """Prepared results persist on disk; a restart with changed bn_core/ui code must not serve them."""
+    import streamlit as st
+
+    from ui import prepare
+
+    cleared = []
+    monkeypatch.setattr(st.cache_data, "clear", lambda: cleared.append(True))
+    assert prepare.drop_stale_disk_cache(tmp_path) and cleared == [True]  # no stamp yet: clear, then stamp
+    assert not prepare.drop_stale_disk_cache(tmp_path) and cleared == [True]  # same code: keep the results
+    (tmp_path / prepare.CODE_STAMP).write_text("older code")
+    assert prepare.drop_stale_disk_cache(tmp_path) and cleared == [True, True]

@@ -10,6 +10,7 @@ session: navigating away, or closing the tab, does not stop it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import threading
@@ -24,6 +25,8 @@ import streamlit as st
 from ui.nav import PAGES, PageInfo
 
 AGENT_ROUTE = "/_stcore/agent/interact"
+ROOT = Path(__file__).resolve().parents[1]
+CODE_STAMP = ".batchnorm_lab_code"  # beside Streamlit's disk cache: the code its entries were computed by
 VIEW_TIMEOUT_S = 600  # one preset's first view; the slowest measured is well under a minute
 
 
@@ -96,6 +99,30 @@ def run_job(base: str, job: Job) -> None:
                 progress.failed.append(f"{preset or 'defaults'}: {problem}")
             progress.done += 1
     job.finished = time.monotonic()
+
+
+def code_version() -> str:
+    """A digest of every source file whose code can change a cached result (bn_core and ui)."""
+    digest = hashlib.sha256()
+    for path in sorted([*ROOT.glob("bn_core/**/*.py"), *ROOT.glob("ui/**/*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def drop_stale_disk_cache(cache_dir: Path) -> bool:
+    """Clear the persisted results when they were computed by other code; True when it cleared.
+
+    ``st.cache_data`` keys a result by its wrapper's own code and arguments, not by the bn_core
+    code underneath, so results persisted by an older version must not outlive it.
+    """
+    stamp, version = cache_dir / CODE_STAMP, code_version()
+    if stamp.exists() and stamp.read_text() == version:
+        return False
+    st.cache_data.clear()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(version)
+    return True
 
 
 @st.cache_resource

@@ -69,29 +69,29 @@ TRY_THIS = (
 # -- cached computation -------------------------------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def parsed_csv(raw: bytes) -> ParsedCSV:
     return parse_csv(raw)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
     return run_steps(cfg)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def histogram_specs(cfg: StepsConfig) -> list[dict]:
     """Vega-Lite specs of the x, x̂ and y histograms (cached: building Altair charts costs more than the math)."""
     hist = compute(cfg).hist
     return [histogram_chart(part).to_dict() for _series, part in hist.groupby("series", sort=False)]
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def norms(seed: int, groups: int) -> pd.DataFrame:
     return norm_comparison(seed, groups)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def norms_specs(seed: int, groups: int) -> list[dict]:
     """One heatmap spec per norm kind: separate charts take their column's width and stack on a phone."""
     titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ def free_port() -> int:
 def streamlit_server(extra_args: tuple[str, ...] = (), timeout: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
     """``streamlit run app.py`` on 127.0.0.1 with a free port; always stopped afterwards."""
     port = free_port()
-    env = {**os.environ, "BN_DEVICE": os.environ.get("BN_DEVICE", "cpu"), "PYTHONUNBUFFERED": "1"}
+    home = tempfile.mkdtemp(prefix="bn-lab-home-")  # its own ~/.streamlit/cache: no results from another run
+    env = {**os.environ, "BN_DEVICE": os.environ.get("BN_DEVICE", "cpu"), "PYTHONUNBUFFERED": "1", "HOME": home}
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -69,6 +71,7 @@ def streamlit_server(extra_args: tuple[str, ...] = (), timeout: float = 60) -> I
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def chromium_path() -> str:

@@ -80,7 +80,7 @@ def _momentum_frame() -> pd.DataFrame:
 MOMENTUM_FRAME = _momentum_frame()  # static: computed once per process, shown on every rerun
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def unit_view(cfg: InferenceConfig, layer: int, feature: int) -> UnitView:
     """One unit's final EMA vs precise BN, the Bessel numbers, and its statistics over training as CSV."""
     run = compute(cfg)
@@ -125,12 +125,12 @@ def ema_chart(frame: pd.DataFrame) -> alt.FacetChart:
 
 
 # Chart specs are cached too: building and validating Altair charts costs more than the math.
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def ema_spec(cfg: InferenceConfig, layer: int, feature: int) -> dict:
     return ema_chart(ema_slice(compute(cfg), layer, feature)).to_dict()
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
 def batch_one(cfg: InferenceConfig) -> BatchOfOne:
     """The batch-of-1 lesson with this network's (seeded, untrained) first layer."""
     return batch_of_one(cfg)

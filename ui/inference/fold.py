@@ -37,13 +37,13 @@ class FoldView:
     checks: pd.DataFrame  # dtype, inputs, max_abs_diff, max_abs_output, tolerance, ok, same_predictions
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def folding(cfg: InferenceConfig, arch: str, _progress=None) -> FoldResult:
     """Timings are measured once, when this entry is first computed, on this server."""
     return fold_lab(compute(cfg), arch, progress=_progress)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def fold_view(cfg: InferenceConfig, arch: str, _progress=None) -> FoldView:
     r = folding(cfg, arch, _progress=_progress)
     return FoldView(verdicts=fold_verdicts(r), checks=r.checks)
@@ -66,6 +66,6 @@ def fold_chart(timing: pd.DataFrame) -> alt.FacetChart:
     )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def fold_spec(cfg: InferenceConfig, arch: str) -> dict:
     return fold_chart(folding(cfg, arch).timing).to_dict()

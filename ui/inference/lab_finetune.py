@@ -26,12 +26,12 @@ TEXT = (
 )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def finetune(cfg: InferenceConfig, _progress=None) -> FinetuneResult:
     return finetune_lab(compute(cfg))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def finetune_spec(cfg: InferenceConfig) -> dict:
     titles = {"drift": "largest running_mean move (std)", "old_task_acc": "original task accuracy"}
     return two_panels(finetune(cfg).trace, "step", "variant", titles, "fine-tuning step").to_dict()

@@ -18,12 +18,12 @@ TEXT = (
 )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def forgot(cfg: InferenceConfig, _progress=None) -> ForgotEvalResult:
     return forgot_eval_lab(compute(cfg))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def forgot_spec(cfg: InferenceConfig) -> dict:
     frame = forgot(cfg).accuracy.dropna()
     chart = charts.lines(frame, x="batch_size", y="accuracy", color="mode", y_title="test accuracy", points=True)

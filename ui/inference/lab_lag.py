@@ -22,7 +22,7 @@ TEXT = (
 )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def lag(cfg: InferenceConfig, lag_lr: float, _progress=None) -> LagResult:
     """The page's run next to the same run at a higher learning rate (itself a cached page run)."""
     return lag_lab(compute(cfg), compute(replace(cfg, lr=lag_lr), _progress=_progress))
@@ -45,7 +45,7 @@ def _accuracy_panel(trace: pd.DataFrame) -> alt.Chart:
     )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
     trace = lag(cfg, lag_lr).trace
     err = trace[trace["metric"] == "stat_error"]

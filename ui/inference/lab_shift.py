@@ -20,12 +20,12 @@ TEXT = (
 )
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def shift(cfg: InferenceConfig, a: float, b: float, noise: float, _progress=None) -> ShiftResult:
     return shift_lab(compute(cfg), a, b, noise)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def shift_spec(cfg: InferenceConfig, a: float, b: float, noise: float) -> dict:
     sweep = shift(cfg, a, b, noise).sweep
     line = charts.lines(sweep, x="brightness", y="accuracy", color="variant", x_title="brightness shift b",

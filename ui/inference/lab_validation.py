@@ -18,12 +18,12 @@ TEXT = (
 )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def validation(cfg: InferenceConfig, _progress=None) -> ValidationResult:
     return validation_lab(compute(cfg))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def validation_spec(cfg: InferenceConfig) -> dict:
     titles = {"eval_acc": "eval-mode test accuracy", "drift": "largest running_mean move (std)"}
     return two_panels(validation(cfg).trace, "batch", "order", titles, "validation batches run in train mode").to_dict()

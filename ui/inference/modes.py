@@ -34,7 +34,7 @@ class ModesView:
     why: pd.DataFrame | None  # the unit's batch vs running statistics (None for a batch of 1)
 
 
-@st.cache_data(max_entries=48, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=48, show_spinner=False)
 def modes(cfg: InferenceConfig, n: int, _progress=None) -> TwoModes:
     return two_modes(compute(cfg), n)
 
@@ -50,14 +50,14 @@ def _why_table(tm: TwoModes, layer: int, feature: int) -> pd.DataFrame:
     )
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def modes_view(cfg: InferenceConfig, n: int, layer: int, feature: int, _progress=None) -> ModesView:
     tm = modes(cfg, n, _progress=_progress)
     why = _why_table(tm, layer, feature) if not tm.errors else None
     return ModesView(errors=tm.errors, sentence=modes_verdict(tm, layer), why=why)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def modes_spec(cfg: InferenceConfig, n: int, layer: int) -> dict:
     hist = modes(cfg, n).hist
     chart = charts.histogram(hist[hist["layer"] == layer], x_title="BN output y (all units)", column="series")
@@ -76,7 +76,7 @@ class GapSpecs:
     by_step: dict  # the same on a fixed batch vs training step
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def gap_specs(cfg: InferenceConfig, layer: int) -> GapSpecs:
     """The recorded mean and max |y_train − y_eval| vs batch size, and vs training step."""
     run = compute(cfg)

@@ -11,7 +11,7 @@ from ui.inference.run import compute
 PAGE_ID = "inference"
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
 def quiz_questions(cfg: InferenceConfig) -> tuple[Question, ...]:
     run = compute(cfg)
     return questions(run, batch_of_one_errors(run))

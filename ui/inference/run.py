@@ -40,14 +40,14 @@ class Overview:
         return self.gaps[layer - 1]
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
 def compute(cfg: InferenceConfig, _progress=None) -> InferenceRun:
     return run_inference(cfg, progress=_progress)
 
 
 # A rerun unpickles a few kilobytes instead of the whole recorded run (2.7 MB), and the text is
 # not recomputed for each student.
-@st.cache_data(max_entries=24, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
 def overview(cfg: InferenceConfig, _progress=None) -> Overview:
     """Trains the run on a cache miss (with the progress bar)."""
     trained = trainable_config(cfg)

@@ -81,30 +81,30 @@ def guarded_launch(fn: Callable[..., Any], cfg: Any, progress: Callable[[float, 
         _LAUNCH_SLOT.release()
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute_stats(cfg: StatsConfig, _progress=None) -> StatsResult:
     return guarded_launch(run_stats, cfg, _progress)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
 def compute_sweep(cfg: ReplicaSweepConfig, _progress=None) -> ReplicaSweepResult:
     return guarded_launch(run_replica_sweep, cfg, _progress)
 
 
 # Chart specs are cached too: building and validating the Altair charts cost more than
 # everything else in a rerun (switching the layer, or 30 students arriving at once).
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def stats_specs(cfg: StatsConfig, layer: int) -> tuple[tuple[dict, ...], ...]:
     return tuple(tuple(c.to_dict() for c in row) for row in stats_charts(compute_stats(cfg), layer))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def cost_specs(cfg: StatsConfig) -> tuple[dict, dict]:
     result = compute_stats(cfg)
     return volume_chart(result).to_dict(), time_chart(result).to_dict()
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
 def replica_sweep_spec(cfg: ReplicaSweepConfig) -> dict:
     return replica_sweep_chart(compute_sweep(cfg)).to_dict()
 

@@ -91,22 +91,22 @@ __all__ = [
 # -- cached experiments ---------------------------------------------------------------
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def compute(cfg: ComparisonConfig, _progress=None) -> ComparisonResult:
     return run_comparison(cfg, _progress)
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
 def compute_grid(cfg: GridConfig, _progress=None) -> GridResult:
     return run_grid(cfg, _progress)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute_backends(cfg: ComparisonConfig, _progress=None) -> BackendCheck:
     return run_backend_check(cfg, _progress)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def report(cfg: ComparisonConfig, target: float, layer: int, which: str) -> ComparisonReport:
     """The numbers, table, notes and verdicts of one view (pandas work worth ~40 ms per rerun uncached)."""
     return comparison_report(compute(cfg), target, layer, which)
@@ -115,12 +115,12 @@ def report(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Comp
 # -- cached views (building Altair charts costs more than the data) ------------------------
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def curves(cfg: ComparisonConfig, target: float, layer: int, which: str) -> CurvesView:
     return curves_view(compute(cfg).curves, report(cfg, target, layer, which))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> BandsView:
     result = compute(cfg)
     frame = percentile_bands(result.layers, layer, which)
@@ -129,14 +129,14 @@ def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Bands
     return BandsView(charts=charts, drift=report(cfg, target, layer, which).drift.text)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def hist_specs(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> tuple[dict, ...]:
     """One histogram chart per trained net."""
     result = compute(cfg)
     return tuple(hist_chart(result.hist, v, steps, quantity).to_dict() for v in result.trained)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> LayersView:
     result, seen = compute(cfg), report(cfg, target, layer, which)
     records = result.layers
@@ -149,7 +149,7 @@ def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Laye
     )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def run_csv(cfg: ComparisonConfig) -> bytes:
     """Every record of the trained nets as CSV bytes (numbers only, no user text)."""
     result = compute(cfg)
@@ -157,12 +157,12 @@ def run_csv(cfg: ComparisonConfig) -> bytes:
     return pd.concat([curves_part, result.layers], ignore_index=True).to_csv(index=False).encode()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def check_questions(cfg: ComparisonConfig, target: float, layer: int, which: str) -> tuple[Question, ...]:
     return questions(compute(cfg), report(cfg, target, layer, which))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def grid_view(cfg: GridConfig, target: float) -> GridView:
     result = compute_grid(cfg)
     summary, title = grid_summary(result, target), GRIDS[cfg.axis].title
@@ -178,7 +178,7 @@ def grid_view(cfg: GridConfig, target: float) -> GridView:
     )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def backend_spec(cfg: ComparisonConfig) -> dict:
     return backend_chart(compute_backends(cfg).curves).to_dict()
 

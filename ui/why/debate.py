@@ -36,7 +36,7 @@ def _quiet(fn: Callable[..., T], cfg: object) -> T | None:
         return None
 
 
-@st.cache_data(max_entries=64, show_spinner="Gathering what the tabs measured…")
+@st.cache_data(persist="disk", max_entries=64, show_spinner="Gathering what the tabs measured…")
 def _summary(
     noisy_cfg: NoisyConfig,
     layer: int,

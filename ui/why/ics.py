@@ -44,7 +44,7 @@ class ICSSpecs:
     l2: dict
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute(cfg: ICSConfig, _progress: Progress | None = None) -> ICSResult:
     return run_ics(cfg, _progress)
 
@@ -75,7 +75,7 @@ def controls() -> ICSConfig:
     return config()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: ICSConfig) -> ICSSpecs:
     ics = compute(cfg).ics
     return ICSSpecs(chart(ics_frame(ics, "cos"), "cos").to_dict(), chart(ics_frame(ics, "l2"), "l2").to_dict())

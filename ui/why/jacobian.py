@@ -47,7 +47,7 @@ class JacobianSpecs:
     grads: dict
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute(cfg: JacobianConfig, _progress: Progress | None = None) -> JacobianResult:
     return run_jacobian(cfg, _progress)
 
@@ -80,7 +80,7 @@ def layer_control(cfg: JacobianConfig) -> int:
     return min(layer, cfg.depth)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: JacobianConfig, layer: int) -> JacobianSpecs:
     r = compute(cfg)
     hist, erased = sv_histogram(r.svals, layer)

@@ -36,7 +36,7 @@ BAND_TITLES = {
 }
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute(cfg: LandscapeConfig, _progress: Progress | None = None) -> LandscapeResult:
     return run_landscape(cfg, _progress)
 
@@ -56,7 +56,7 @@ def controls() -> LandscapeConfig:
     return config()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: LandscapeConfig) -> tuple[dict, ...]:
     """The three band charts, in :data:`BAND_METRICS` order (loss, gradient change, β)."""
     bands = compute(cfg).bands

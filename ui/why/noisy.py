@@ -67,7 +67,7 @@ class NoisySpecs:
     loss: dict
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def compute(cfg: NoisyConfig, _progress: Progress | None = None) -> NoisyResult:
     return run_noisy(cfg, _progress)
 
@@ -100,7 +100,7 @@ def view_controls() -> tuple[int, str]:
     return int(STATE["layer"]), str(STATE["view"])
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def panel(cfg: NoisyConfig, layer: int, view: str) -> NoisyPanel:
     """The tab's sentences, table and CSV: cached, so a rerun of the class's view costs nothing here."""
     r = compute(cfg)
@@ -113,13 +113,13 @@ def panel(cfg: NoisyConfig, layer: int, view: str) -> NoisyPanel:
 # Chart specs are cached too: building and validating Altair charts costs more than a cache hit.
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: NoisyConfig) -> NoisySpecs:
     curves = compute(cfg).curves
     return NoisySpecs(accuracy_chart(accuracy_frame(curves)).to_dict(), loss_chart(loss_frame(curves)).to_dict())
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def dist_spec(cfg: NoisyConfig, layer: int, view: str) -> dict:
     return distribution_chart(distribution_frame(compute(cfg).layers, layer, view), layer, view).to_dict()
 

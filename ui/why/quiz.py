@@ -17,7 +17,7 @@ from ui.why import noisy, scale
 PAGE_ID = "why"
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def _questions(noisy_cfg: NoisyConfig, scale_cfg: ScaleConfig) -> tuple[Question, ...]:
     try:
         trained = noisy.compute(noisy_cfg)

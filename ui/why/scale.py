@@ -79,7 +79,7 @@ class TrainingPanel:
     verdict: Verdict
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def compute(cfg: ScaleConfig, _progress: Progress | None = None) -> ScaleResult:
     return run_scale(cfg)
 
@@ -95,7 +95,7 @@ def controls() -> ScaleConfig:
     return config()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def panel(cfg: ScaleConfig) -> ScalePanel:
     r = compute(cfg)
     rows = [(row.identity, row.manual, row.torch) for row in identity_rows(r)]
@@ -103,13 +103,13 @@ def panel(cfg: ScaleConfig) -> ScalePanel:
     return ScalePanel(table, scale_verdict(r), turn_verdict(r))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def spec(cfg: ScaleConfig) -> dict:
     measured, laws = scale_law_frames(compute(cfg).sweep)
     return law_chart(measured, laws, cfg.alpha).to_dict()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def training(cfg: NoisyConfig) -> TrainingPanel:
     r = noisy.compute(cfg)
     norms, turns = weight_chart_frames(r.weights)
