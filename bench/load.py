@@ -49,7 +49,9 @@ from ui.nav import PAGES, PageInfo
 
 RESULTS = Path(__file__).with_name("results.json")
 MODES = ("agent", "playwright")
-GOALS = {"sessions": 30, "p95_s": 8.0, "cpu_ratio": 1.5, "peak_rss_mb": 700.0}
+# Issue 16: a class of 30 on this 2-core box; each extra student costs ≤ 50 ms of server CPU.
+GOALS = {"sessions": 30, "p95_s": 5.0, "cpu_ratio": 1.5, "marginal_cpu_ms": 50.0, "peak_rss_mb": 700.0,
+         "peak_pss_mb": 700.0}  # fmt: skip
 QUICK_PAGE = "normalization-steps"
 _SERVERS: set[int] = set()  # process groups to kill if the watchdog fires
 
@@ -351,6 +353,12 @@ def results_for(runs: list[PageRun], opts: argparse.Namespace, run_info: dict) -
                    detail={"what": "worst page's p95 time to rendered, open or after the interaction"}),
             Result(f"load_{mode}_cpu_ratio", worst("cpu_ratio"), "ratio", goal=GOALS["cpu_ratio"],
                    detail={"what": f"server CPU-s, {opts.sessions} cold sessions / 1 cold session (worst page)"}),
+            Result(f"load_{mode}_marginal_cpu_ms", 1e3 * worst("marginal_cpu_per_session_s"), "ms",
+                   goal=GOALS["marginal_cpu_ms"],
+                   detail={"what": f"server CPU per extra session: (CPU of {opts.sessions} − CPU of 1) / "
+                                   f"{opts.sessions - 1}, open + one interaction (worst page)"}),
+            Result(f"load_{mode}_peak_pss_mb", worst("server_peak_pss_mb"), "MB", goal=GOALS["peak_pss_mb"],
+                   detail={"what": "server process tree's peak PSS during the n-session run (worst page)"}),
             Result(f"load_{mode}_peak_rss_mb", worst("server_peak_rss_mb"), "MB", goal=GOALS["peak_rss_mb"],
                    detail={"what": "server process tree's peak RSS during the n-session run (worst page)",
                            "peak_pss_mb": worst("server_peak_pss_mb"),

@@ -300,9 +300,10 @@ def _workers(root: psutil.Process) -> set[int]:
 
 def _launch_failing(fault: str, timeout_s: float, start_method: str) -> tuple[DistributedRunError, set[int]]:
     seen: set[int] = set()
+    before = {c.pid for c in psutil.Process().children(recursive=True)}  # e.g. the browser tests' Chromium
 
     def progress(fraction: float, message: str) -> None:  # called in this process while the workers run
-        seen.update(_workers(psutil.Process()))
+        seen.update(_workers(psutil.Process()) - before)
 
     cfg = DistConfig(world_size=2, steps=5, fault=fault, fault_rank=1, timeout_s=timeout_s, start_method=start_method)
     with pytest.raises(DistributedRunError) as info:

@@ -30,6 +30,15 @@ def _a_control(element) -> bool:
     return element.is_visible() and not element.evaluate("e => !!e.closest('[class*=\"st-key-quiz\"]')")
 
 
+VISIBLE_SLIDES_JS = f"""() => [...document.querySelectorAll('[class*="st-key-{SLIDE_KEY}"]')]
+    .filter(e => e.offsetParent !== null).length"""
+
+
+def _one_slide_shown(page) -> None:
+    """Until the presenter's CSS of this run has arrived (it is drawn last) and one slide shows."""
+    page.wait_for_function(f"() => ({VISIBLE_SLIDES_JS})() === 1", timeout=30_000)
+
+
 def _visible_slides(page) -> list[str]:
     slides = page.locator(f'[class*="st-key-{SLIDE_KEY}"]')
     return [slides.nth(i).get_attribute("class") for i in range(slides.count()) if slides.nth(i).is_visible()]
@@ -44,6 +53,7 @@ def test_presenter_view_shows_one_slide_at_a_time(streamlit_server, browser, inf
     assert k == 1 and n >= 3
     assert page.locator("[data-testid=stSidebar]").get_attribute("data-collapsed") == "true"  # starts closed
     for slide in range(n):
+        _one_slide_shown(page)
         assert len(_visible_slides(page)) == 1, f"slide {slide}: {_visible_slides(page)}"
         visible = [c for c in page.locator("[data-testid=stMain]").locator(CONTROLS).all() if _a_control(c)]
         assert len(visible) <= MAX_BAR_CONTROLS, f"slide {slide + 1}: {len(visible)} controls in sight"
