@@ -35,8 +35,8 @@ def main() -> None:
             if errors:
                 print(f"{info.url_path}: console errors {errors}", file=sys.stderr)
             page.close()
-        _shot(browser, f"{url}/training-comparison?present=1&slide=1", "presenter.png", (1920, 1080), 6)
-        _shot(browser, f"{url}/normalization-steps", "phone.png", (400, 800), 7, full_page=False)
+        _shot(browser, f"{url}/training-comparison?present=1&slide=1", "presenter.png", (1920, 1080), 1)
+        _shot(browser, f"{url}/normalization-steps", "phone.png", (400, 800), 1, full_page=False)
         browser.close()
     print(f"wrote {len(PAGES) + 1} screenshots to {OUT}")
 

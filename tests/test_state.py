@@ -65,3 +65,18 @@ def test_every_default_survives_the_url_round_trip(state):
             assert value == pytest.approx(f.default, rel=1e-5), name
         else:
             assert value == (tuple(f.default) if isinstance(f.default, list) else f.default), name
+
+
+def test_presenter_charts_get_projector_size_text(monkeypatch):
+    """In the presenter view every axis, legend and facet header reads ≥ 14 px from the back of the room."""
+    from ui import present
+
+    spec = {"mark": "line", "config": {"axis": {"labelFontSize": 9, "grid": False}}}
+    monkeypatch.setattr(present, "presenting", lambda: False)
+    assert present.chart_config(spec) == spec
+    monkeypatch.setattr(present, "presenting", lambda: True)
+    big = present.chart_config(spec)["config"]
+    assert present.CHART_FONT_PX >= 14 and big["axis"]["grid"] is False  # the spec's own settings are kept
+    for part in ("axis", "legend", "header"):
+        assert big[part]["labelFontSize"] >= 14 and big[part]["titleFontSize"] >= 14
+    assert big["title"]["fontSize"] >= 14
