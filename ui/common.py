@@ -26,7 +26,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
 from bn_core.progress import Progress
-from ui import present
+from ui import charts, present
 from ui.sidebar import GLOBAL
 from ui.state import PageState, share_url, sync_url
 
@@ -202,5 +202,5 @@ def takeaway(text: str) -> None:
 
 def chart(chart_or_spec: Any, where: Any = st) -> None:
     """Draw an Altair chart or a Vega-Lite spec at the container's width (projector-size text when presenting)."""
-    spec = chart_or_spec if isinstance(chart_or_spec, dict) else chart_or_spec.to_dict()
+    spec = chart_or_spec if isinstance(chart_or_spec, dict) else charts.arrow_spec(chart_or_spec)
     where.vega_lite_chart(present.chart_config(spec), width="stretch")

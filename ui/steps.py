@@ -18,6 +18,7 @@ from bn_core.experiments.steps import (
 from bn_core.experiments.steps import normalized_verdict as normalized_verdict  # re-exported for the page
 from bn_core.experiments.steps_quiz import questions as questions  # re-exported for the page
 from ui import charts, common, present, widgets
+from ui.charts import arrow_spec
 from ui.sidebar import bump_seed, seed
 from ui.state import Field, PageState
 
@@ -83,7 +84,7 @@ def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
 def histogram_specs(cfg: StepsConfig) -> list[dict]:
     """Vega-Lite specs of the x, x̂ and y histograms (cached: building Altair charts costs more than the math)."""
     hist = compute(cfg).hist
-    return [histogram_chart(part).to_dict() for _series, part in hist.groupby("series", sort=False)]
+    return [arrow_spec(histogram_chart(part)) for _series, part in hist.groupby("series", sort=False)]
 
 
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
@@ -105,7 +106,7 @@ def norms_specs(seed: int, groups: int) -> list[dict]:
         "values_shared:Q",
     ]
     return [
-        charts.heatmap(part, x="c", y="n", color="group", tooltips=tips, title=titles[kind]).to_dict()
+        arrow_spec(charts.heatmap(part, x="c", y="n", color="group", tooltips=tips, title=titles[kind]))
         for kind, part in norms(seed, groups).groupby("kind", sort=False)
     ]
 

@@ -50,6 +50,7 @@ from ui.batch_size.sweep import (
     sweep_intro,
     sweep_table,
 )
+from ui.charts import arrow_spec
 
 __all__ = [
     "STATE",
@@ -98,7 +99,7 @@ def compute_noise(cfg: NoiseConfig, _progress=None) -> NoiseResult:
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def noise_specs(cfg: NoiseConfig) -> tuple[dict, dict]:
     result = compute_noise(cfg)
-    return spread_chart(result).to_dict(), jitter_chart(result).to_dict()
+    return arrow_spec(spread_chart(result)), arrow_spec(jitter_chart(result))
 
 
 @st.cache_data(persist="disk", max_entries=8, show_spinner=False)
@@ -110,7 +111,7 @@ def compute_sweep(cfg: BatchSizeSweepConfig, _progress=None) -> BatchSizeSweepRe
 
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def sweep_spec(cfg: BatchSizeSweepConfig, train_mode: bool) -> dict:
-    return sweep_chart(compute_sweep(cfg), train_mode).to_dict()
+    return arrow_spec(sweep_chart(compute_sweep(cfg), train_mode))
 
 
 @st.cache_data(persist="disk", max_entries=8, show_spinner=False)
@@ -122,7 +123,7 @@ def compute_non_iid(cfg: NonIIDConfig, _progress=None) -> NonIIDResult:
 
 @st.cache_data(persist="disk", max_entries=8, show_spinner=False)
 def non_iid_spec(cfg: NonIIDConfig) -> dict:
-    return non_iid_chart(compute_non_iid(cfg)).to_dict()
+    return arrow_spec(non_iid_chart(compute_non_iid(cfg)))
 
 
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)

@@ -28,6 +28,7 @@ from bn_core.experiments.inference import (
     unit_verdict,
 )
 from bn_core.verdict import Verdict, num
+from ui.charts import arrow_spec
 from ui.inference.run import compute
 
 EMA_COLORS = {"batch (μ_B, σ²_B)": "#ADB5BD", "running (EMA)": "#4C6EF5", "precise BN (population)": "#F76707"}
@@ -127,7 +128,7 @@ def ema_chart(frame: pd.DataFrame) -> alt.FacetChart:
 # Chart specs are cached too: building and validating Altair charts costs more than the math.
 @st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def ema_spec(cfg: InferenceConfig, layer: int, feature: int) -> dict:
-    return ema_chart(ema_slice(compute(cfg), layer, feature)).to_dict()
+    return arrow_spec(ema_chart(ema_slice(compute(cfg), layer, feature)))
 
 
 @st.cache_data(persist="disk", max_entries=8, show_spinner=False)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import FoldResult, FoldVerdicts, InferenceConfig, fold_lab, fold_verdicts
 from ui import charts
+from ui.charts import arrow_spec
 from ui.inference.run import compute
 
 FOLD_TEX = (
@@ -68,4 +69,4 @@ def fold_chart(timing: pd.DataFrame) -> alt.FacetChart:
 
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def fold_spec(cfg: InferenceConfig, arch: str) -> dict:
-    return fold_chart(folding(cfg, arch).timing).to_dict()
+    return arrow_spec(fold_chart(folding(cfg, arch).timing))

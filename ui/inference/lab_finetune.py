@@ -14,6 +14,7 @@ from bn_core.experiments.inference import (
     finetune_verdict,
 )
 from ui import common
+from ui.charts import arrow_spec
 from ui.inference.helpers import two_panels
 from ui.inference.run import compute
 
@@ -34,7 +35,7 @@ def finetune(cfg: InferenceConfig, _progress=None) -> FinetuneResult:
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def finetune_spec(cfg: InferenceConfig) -> dict:
     titles = {"drift": "largest running_mean move (std)", "old_task_acc": "original task accuracy"}
-    return two_panels(finetune(cfg).trace, "step", "variant", titles, "fine-tuning step").to_dict()
+    return arrow_spec(two_panels(finetune(cfg).trace, "step", "variant", titles, "fine-tuning step"))
 
 
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import ForgotEvalResult, InferenceConfig, forgot_eval_lab, forgot_verdict
 from ui import charts, common
+from ui.charts import arrow_spec
 from ui.inference.helpers import log2_x
 from ui.inference.run import compute
 
@@ -27,7 +28,7 @@ def forgot(cfg: InferenceConfig, _progress=None) -> ForgotEvalResult:
 def forgot_spec(cfg: InferenceConfig) -> dict:
     frame = forgot(cfg).accuracy.dropna()
     chart = charts.lines(frame, x="batch_size", y="accuracy", color="mode", y_title="test accuracy", points=True)
-    return chart.encode(x=log2_x("batch_size", "prediction batch size (log scale)")).properties(height=240).to_dict()
+    return arrow_spec(chart.encode(x=log2_x("batch_size", "prediction batch size (log scale)")).properties(height=240))
 
 
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:

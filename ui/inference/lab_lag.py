@@ -10,6 +10,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, LagResult, lag_lab, lag_verdict
 from ui import charts, common, widgets
+from ui.charts import arrow_spec
 from ui.inference.page import DEFAULTS, STATE
 from ui.inference.run import compute
 
@@ -51,7 +52,7 @@ def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
     err = trace[trace["metric"] == "stat_error"]
     right = charts.lines(err, color="run", x_title="step", y_title="|running_mean − population mean| / std",
                          height=240).properties(width=280)  # fmt: skip
-    return alt.hconcat(_accuracy_panel(trace), right).resolve_scale(color="shared").to_dict()
+    return arrow_spec(alt.hconcat(_accuracy_panel(trace), right).resolve_scale(color="shared"))
 
 
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:

@@ -9,6 +9,7 @@ import streamlit as st
 from bn_core.experiments.inference import InferenceConfig, ShiftResult, shift_lab, shift_verdict
 from bn_core.verdict import pct
 from ui import charts, common, widgets
+from ui.charts import arrow_spec
 from ui.inference.page import STATE
 from ui.inference.run import compute
 
@@ -31,7 +32,7 @@ def shift_spec(cfg: InferenceConfig, a: float, b: float, noise: float) -> dict:
     line = charts.lines(sweep, x="brightness", y="accuracy", color="variant", x_title="brightness shift b",
                         y_title="test accuracy", points=True, height=240)  # fmt: skip
     rule = alt.Chart(pd.DataFrame({"brightness": [b]})).mark_rule(strokeDash=[4, 3]).encode(x="brightness:Q")
-    return alt.layer(line, rule).to_dict()
+    return arrow_spec(alt.layer(line, rule))
 
 
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, ValidationResult, validation_lab, validation_verdict
 from ui import common
+from ui.charts import arrow_spec
 from ui.inference.helpers import two_panels
 from ui.inference.run import compute
 
@@ -26,7 +27,9 @@ def validation(cfg: InferenceConfig, _progress=None) -> ValidationResult:
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def validation_spec(cfg: InferenceConfig) -> dict:
     titles = {"eval_acc": "eval-mode test accuracy", "drift": "largest running_mean move (std)"}
-    return two_panels(validation(cfg).trace, "batch", "order", titles, "validation batches run in train mode").to_dict()
+    return arrow_spec(
+        two_panels(validation(cfg).trace, "batch", "order", titles, "validation batches run in train mode")
+    )
 
 
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:

@@ -14,6 +14,7 @@ import streamlit as st
 from bn_core.experiments.inference import InferenceConfig, ModeError, TwoModes, modes_verdict, two_modes
 from bn_core.verdict import Verdict
 from ui import charts
+from ui.charts import arrow_spec
 from ui.inference.helpers import log2_x
 from ui.inference.run import compute
 
@@ -61,7 +62,7 @@ def modes_view(cfg: InferenceConfig, n: int, layer: int, feature: int, _progress
 def modes_spec(cfg: InferenceConfig, n: int, layer: int) -> dict:
     hist = modes(cfg, n).hist
     chart = charts.histogram(hist[hist["layer"] == layer], x_title="BN output y (all units)", column="series")
-    return chart.resolve_scale(x="independent").to_dict()
+    return arrow_spec(chart.resolve_scale(x="independent"))
 
 
 def _gap_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -86,4 +87,4 @@ def gap_specs(cfg: InferenceConfig, layer: int) -> GapSpecs:
     by_size = charts.lines(sizes, x="batch_size", color="metric", y_title=title, log_y=True, points=True, height=220)
     by_size = by_size.encode(x=log2_x("batch_size", "batch size fed (log scale)"))
     by_step = charts.lines(steps, color="metric", x_title="training step", y_title=title, log_y=True, height=220)
-    return GapSpecs(by_size=by_size.to_dict(), by_step=by_step.to_dict())
+    return GapSpecs(by_size=arrow_spec(by_size), by_step=arrow_spec(by_step))

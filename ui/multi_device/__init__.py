@@ -26,6 +26,7 @@ from bn_core.experiments.multi_device import (
     verdicts,
 )
 from ui import common
+from ui.charts import arrow_spec
 from ui.multi_device.controls import STATE, controls, layer_control, stats_config, sweep_config, sweep_controls
 from ui.multi_device.figures import (
     STATS_CAPTION,
@@ -95,18 +96,18 @@ def compute_sweep(cfg: ReplicaSweepConfig, _progress=None) -> ReplicaSweepResult
 # everything else in a rerun (switching the layer, or 30 students arriving at once).
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def stats_specs(cfg: StatsConfig, layer: int) -> tuple[tuple[dict, ...], ...]:
-    return tuple(tuple(c.to_dict() for c in row) for row in stats_charts(compute_stats(cfg), layer))
+    return tuple(tuple(arrow_spec(c) for c in row) for row in stats_charts(compute_stats(cfg), layer))
 
 
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def cost_specs(cfg: StatsConfig) -> tuple[dict, dict]:
     result = compute_stats(cfg)
-    return volume_chart(result).to_dict(), time_chart(result).to_dict()
+    return arrow_spec(volume_chart(result)), arrow_spec(time_chart(result))
 
 
 @st.cache_data(persist="disk", max_entries=8, show_spinner=False)
 def replica_sweep_spec(cfg: ReplicaSweepConfig) -> dict:
-    return replica_sweep_chart(compute_sweep(cfg)).to_dict()
+    return arrow_spec(replica_sweep_chart(compute_sweep(cfg)))
 
 
 def render_stats_charts(cfg: StatsConfig, layer: int) -> None:

@@ -37,6 +37,7 @@ from bn_core.experiments.training import (
 )
 from bn_core.quiz import Question
 from ui import common, widgets
+from ui.charts import arrow_spec
 from ui.training.backends import INTRO as BACKEND_INTRO
 from ui.training.backends import backend_chart
 from ui.training.controls import (
@@ -125,7 +126,7 @@ def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Bands
     result = compute(cfg)
     frame = percentile_bands(result.layers, layer, which)
     domain = shared_domain(pd.concat([frame["p15"], frame["p85"]]))
-    charts = tuple(bands_chart(frame, v, layer, which, domain).to_dict() for v in result.trained)
+    charts = tuple(arrow_spec(bands_chart(frame, v, layer, which, domain)) for v in result.trained)
     return BandsView(charts=charts, drift=report(cfg, target, layer, which).drift.text)
 
 
@@ -133,7 +134,7 @@ def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Bands
 def hist_specs(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> tuple[dict, ...]:
     """One histogram chart per trained net."""
     result = compute(cfg)
-    return tuple(hist_chart(result.hist, v, steps, quantity).to_dict() for v in result.trained)
+    return tuple(arrow_spec(hist_chart(result.hist, v, steps, quantity)) for v in result.trained)
 
 
 @st.cache_data(persist="disk", max_entries=64, show_spinner=False)
@@ -142,8 +143,8 @@ def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Laye
     records = result.layers
     domain = shared_domain(records[(records["metric"] == "grad_norm") & (records["step"] > 0)]["value"], log=True)
     return LayersView(
-        grads=tuple(grad_chart(records, v, domain).to_dict() for v in result.trained),
-        saturation=tuple(saturation_chart(records, v, cfg.activation).to_dict() for v in result.trained),
+        grads=tuple(arrow_spec(grad_chart(records, v, domain)) for v in result.trained),
+        saturation=tuple(arrow_spec(saturation_chart(records, v, cfg.activation)) for v in result.trained),
         text=seen.saturation.text,
         table=seen.table,
     )
@@ -169,8 +170,8 @@ def grid_view(cfg: GridConfig, target: float) -> GridView:
     skipped = result.skipped[0] if result.skipped else None
     accuracy, steps = grid_charts(summary, cfg.axis, target)
     return GridView(
-        accuracy=accuracy.to_dict(),
-        steps=steps.to_dict(),
+        accuracy=arrow_spec(accuracy),
+        steps=arrow_spec(steps),
         table=summary,
         verdict=grid_verdict(summary, title, target, skipped.reason if skipped else None).text,
         diverged=grid_divergence(summary, title),
@@ -180,7 +181,7 @@ def grid_view(cfg: GridConfig, target: float) -> GridView:
 
 @st.cache_data(persist="disk", max_entries=16, show_spinner=False)
 def backend_spec(cfg: ComparisonConfig) -> dict:
-    return backend_chart(compute_backends(cfg).curves).to_dict()
+    return arrow_spec(backend_chart(compute_backends(cfg).curves))
 
 
 # -- panels that draw themselves -------------------------------------------------------

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bn_core.experiments.training import VARIANTS, ComparisonReport
 from bn_core.train import TrainConfig
-from ui.charts import method_scale
+from ui.charts import arrow_spec, method_scale
 
 COLORS = method_scale(VARIANTS)
 CURVES_CAPTION = (
@@ -77,8 +77,8 @@ def accuracy_chart(curves: pd.DataFrame, target: float) -> alt.LayerChart:
 
 def curves_view(curves: pd.DataFrame, report: ComparisonReport) -> CurvesView:
     return CurvesView(
-        loss=loss_chart(curves).to_dict(),
-        accuracy=accuracy_chart(curves, report.target).to_dict(),
+        loss=arrow_spec(loss_chart(curves)),
+        accuracy=arrow_spec(accuracy_chart(curves, report.target)),
         speed=report.speed.text,
         notes=report.notes,
     )

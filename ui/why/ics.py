@@ -14,6 +14,7 @@ import streamlit as st
 from bn_core.experiments.why.ics import ICSConfig, ICSResult, ics_frame, run_ics
 from bn_core.progress import Progress
 from ui import widgets
+from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_lines
 
@@ -78,7 +79,7 @@ def controls() -> ICSConfig:
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: ICSConfig) -> ICSSpecs:
     ics = compute(cfg).ics
-    return ICSSpecs(chart(ics_frame(ics, "cos"), "cos").to_dict(), chart(ics_frame(ics, "l2"), "l2").to_dict())
+    return ICSSpecs(arrow_spec(chart(ics_frame(ics, "cos"), "cos")), arrow_spec(chart(ics_frame(ics, "l2"), "l2")))
 
 
 def chart(data: pd.DataFrame, metric: str) -> alt.Chart:

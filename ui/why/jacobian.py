@@ -21,6 +21,7 @@ from bn_core.experiments.why.jacobian import (
 )
 from bn_core.progress import Progress
 from ui import widgets
+from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_color, variant_lines
 
@@ -85,9 +86,9 @@ def specs(cfg: JacobianConfig, layer: int) -> JacobianSpecs:
     r = compute(cfg)
     hist, erased = sv_histogram(r.svals, layer)
     return JacobianSpecs(
-        band_chart(sv_band_frame(r.layers)).to_dict(),
-        hist_chart(hist, layer, erased).to_dict(),
-        grad_chart(grad_frame(r.grads)).to_dict(),
+        arrow_spec(band_chart(sv_band_frame(r.layers))),
+        arrow_spec(hist_chart(hist, layer, erased)),
+        arrow_spec(grad_chart(grad_frame(r.grads))),
     )
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from bn_core.experiments.why.landscape import BAND_METRICS, LandscapeConfig, LandscapeResult, band_frame, run_landscape
 from bn_core.progress import Progress
+from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.ics import net_controls
 from ui.why.shared import STATE, pick, variant_color
@@ -60,7 +61,7 @@ def controls() -> LandscapeConfig:
 def specs(cfg: LandscapeConfig) -> tuple[dict, ...]:
     """The three band charts, in :data:`BAND_METRICS` order (loss, gradient change, β)."""
     bands = compute(cfg).bands
-    return tuple(band_chart(band_frame(bands, metric), metric).to_dict() for metric in BAND_METRICS)
+    return tuple(arrow_spec(band_chart(band_frame(bands, metric), metric)) for metric in BAND_METRICS)
 
 
 def band_chart(data: pd.DataFrame, metric: str) -> alt.LayerChart:

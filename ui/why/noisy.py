@@ -25,6 +25,7 @@ from bn_core.experiments.why.noisy import (
 )
 from bn_core.progress import Progress
 from ui import widgets
+from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_color, variant_lines
 
@@ -116,12 +117,12 @@ def panel(cfg: NoisyConfig, layer: int, view: str) -> NoisyPanel:
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def specs(cfg: NoisyConfig) -> NoisySpecs:
     curves = compute(cfg).curves
-    return NoisySpecs(accuracy_chart(accuracy_frame(curves)).to_dict(), loss_chart(loss_frame(curves)).to_dict())
+    return NoisySpecs(arrow_spec(accuracy_chart(accuracy_frame(curves))), arrow_spec(loss_chart(loss_frame(curves))))
 
 
 @st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def dist_spec(cfg: NoisyConfig, layer: int, view: str) -> dict:
-    return distribution_chart(distribution_frame(compute(cfg).layers, layer, view), layer, view).to_dict()
+    return arrow_spec(distribution_chart(distribution_frame(compute(cfg).layers, layer, view), layer, view))
 
 
 def accuracy_chart(acc: pd.DataFrame) -> alt.Chart:

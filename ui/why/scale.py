@@ -26,7 +26,7 @@ from bn_core.experiments.why.weights import weight_chart_frames, weight_verdict
 from bn_core.progress import Progress
 from bn_core.verdict import Verdict
 from ui import widgets
-from ui.charts import PALETTE
+from ui.charts import PALETTE, arrow_spec
 from ui.sidebar import seed
 from ui.why import noisy
 from ui.why.shared import STATE, pick, variant_lines
@@ -106,14 +106,14 @@ def panel(cfg: ScaleConfig) -> ScalePanel:
 @st.cache_data(persist="disk", max_entries=64, show_spinner=False)
 def spec(cfg: ScaleConfig) -> dict:
     measured, laws = scale_law_frames(compute(cfg).sweep)
-    return law_chart(measured, laws, cfg.alpha).to_dict()
+    return arrow_spec(law_chart(measured, laws, cfg.alpha))
 
 
 @st.cache_data(persist="disk", max_entries=32, show_spinner=False)
 def training(cfg: NoisyConfig) -> TrainingPanel:
     r = noisy.compute(cfg)
     norms, turns = weight_chart_frames(r.weights)
-    return TrainingPanel(norm_chart(norms).to_dict(), turn_chart(turns).to_dict(), weight_verdict(r.weight_summary))
+    return TrainingPanel(arrow_spec(norm_chart(norms)), arrow_spec(turn_chart(turns)), weight_verdict(r.weight_summary))
 
 
 def law_chart(measured: pd.DataFrame, laws: pd.DataFrame, alpha: float) -> alt.LayerChart:
