@@ -28,8 +28,6 @@ import asyncio
 import contextlib
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +36,9 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.e2e.server import IGNORED_CONSOLE
 from ui.nav import PAGES, PageInfo
+from ui.prepare import agent_interact
 
 SEED_LABEL = "Global seed"  # the sidebar control every page shares (ui/sidebar.py)
-AGENT_ROUTE = "/_stcore/agent/interact"
 CHART_TYPES = {"vega_lite_chart", "altair_chart", "line_chart", "bar_chart", "area_chart", "scatter_chart"}
 FAILURE_TYPES = {"exception", "error"}  # st.exception, and st.error: ui.common shows failures with it
 SEED_INPUT = f"input[aria-label='{SEED_LABEL}']"
@@ -178,27 +176,6 @@ async def playwright_session(
 # --- Agent API: POST /_stcore/agent/interact, one session id per simulated student --------------
 
 
-def _post(base: str, body: dict, timeout_s: float) -> tuple[int, dict]:
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(base + AGENT_ROUTE, data=data, method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-def _interact(base: str, body: dict, deadline: float) -> dict:
-    """One interaction; a ``202 wait_timed_out`` is collected by resending only the session id."""
-    status, reply = _post(base, body, max(1.0, deadline - time.monotonic()))
-    while status == 202 and time.monotonic() < deadline:
-        status, reply = _post(base, {"session_id": reply["session_id"]}, max(1.0, deadline - time.monotonic()))
-    if status != 200:
-        raise RuntimeError(f"HTTP {status}: {reply.get('error', {}).get('code', reply)}")
-    return reply
-
-
 def _nodes(tree: dict) -> list[dict]:
     """Every node of a snapshot's tree (a ``root`` node over main, sidebar, event, bottom)."""
     stack, out = [tree], []
@@ -239,14 +216,14 @@ def agent_session(base: str, info: PageInfo, result: SessionResult, seed: int, t
     deadline = time.monotonic() + timeout_s
     try:
         start = time.perf_counter()
-        reply = _interact(base, {} if info is PAGES[0] else {"page": info.url_path}, deadline)
+        reply = agent_interact(base, {} if info is PAGES[0] else {"page": info.url_path}, deadline)
         result.open_s = time.perf_counter() - start
         if problem := check_snapshot(reply, info):
             result.problems.append(f"open: {problem}")
             return
         key = seed_key(reply)
         start = time.perf_counter()
-        reply = _interact(base, {"session_id": reply["session_id"], "widget_state": {key: seed}}, deadline)
+        reply = agent_interact(base, {"session_id": reply["session_id"], "widget_state": {key: seed}}, deadline)
         result.interact_s = time.perf_counter() - start
         shown = [n.get("value") for n in _nodes(reply.get("tree", {})) if n.get("key") == key]
         if problem := check_snapshot(reply, info):

@@ -62,20 +62,26 @@ def views(info: PageInfo) -> list[str | None]:
     return [None, *state.presets]
 
 
-def _send(base: str, body: dict) -> tuple[int, dict]:
+def agent_post(base: str, body: dict, timeout_s: float) -> tuple[int, dict]:
+    """One ``POST /_stcore/agent/interact``: the HTTP status and the JSON reply (also for an error status)."""
     request = urllib.request.Request(
         base + AGENT_ROUTE, json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=VIEW_TIMEOUT_S) as response:
-        return response.status, json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
 
 
-def _post(base: str, body: dict) -> dict:
-    """One view, waited for: a 202 (still running) is collected by sending its session id again."""
-    deadline = time.monotonic() + VIEW_TIMEOUT_S
-    status, reply = _send(base, body)
+def agent_interact(base: str, body: dict, deadline: float) -> dict:
+    """One interaction, waited for until ``deadline`` (monotonic): a ``202`` (still running) is collected
+    by sending its session id again. Raises ``RuntimeError`` for any answer but ``200``."""
+    status, reply = agent_post(base, body, max(1.0, deadline - time.monotonic()))
     while status == 202 and time.monotonic() < deadline:
-        status, reply = _send(base, {"session_id": reply["session_id"]})
+        status, reply = agent_post(base, {"session_id": reply["session_id"]}, max(1.0, deadline - time.monotonic()))
+    if status != 200:
+        raise RuntimeError(f"HTTP {status}: {reply.get('error', {}).get('code', reply)}")
     return reply
 
 
@@ -84,8 +90,8 @@ def open_view(base: str, info: PageInfo, seed: int, preset: str | None) -> str |
     query = {"seed": [str(seed)], **({"preset": [preset]} if preset else {})}
     body = {"query_params": query, **({"page": info.url_path} if info is not PAGES[0] else {})}
     try:
-        reply = _post(base, body)
-    except (OSError, urllib.error.URLError, ValueError) as err:
+        reply = agent_interact(base, body, time.monotonic() + VIEW_TIMEOUT_S)
+    except (OSError, RuntimeError, ValueError) as err:
         return f"{type(err).__name__}: {str(err)[:120]}"
     return None if reply.get("status") == "ready" else f"status {reply.get('status')!r}"
 

@@ -162,6 +162,10 @@ class PageState:
     def _wkey(self, name: str) -> str:
         return f"{self.page}:{name}"
 
+    def _seed_key(self, name: str) -> str:
+        """Where the value the model last gave a widget is kept (to tell a user's change from it)."""
+        return f"__seed:{self.page}:{name}"
+
     def spec(self, name: str) -> Field:
         return self._by_key[name]
 
@@ -235,7 +239,7 @@ class PageState:
     def _take_widget_changes(self) -> None:
         """A widget whose value differs from what the model last seeded it with was changed by the user."""
         for k, f in self._by_key.items():
-            seed_key = f"__seed:{self.page}:{k}"
+            seed_key = self._seed_key(k)
             if self._wkey(k) not in st.session_state or seed_key not in st.session_state:
                 continue
             value = st.session_state[self._wkey(k)]
@@ -258,7 +262,7 @@ class PageState:
                     st.session_state[wkey] = value
                 except StreamlitAPIException:  # a widget kind whose value cannot be set (none of ours today)
                     continue
-            st.session_state[f"__seed:{self.page}:{k}"] = value  # what the widget holds now
+            st.session_state[self._seed_key(k)] = value  # what the widget holds now
 
     def _load_url(self, known_elsewhere: Sequence[str], report_unknown: bool) -> list[str]:
         params = {k: st.query_params.get(k, "") for k in st.query_params}
