@@ -35,7 +35,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,109 +43,18 @@ import psutil
 
 from bench.common import Result
 from bench.load_drivers import SessionResult, agent_session, playwright_session, run_sessions
+from bench.load_meter import Meter, drain
+from bench.load_ws import ws_session
 from tests.e2e.server import CHROMIUM_ARGS, chromium_path, streamlit_server
 from ui.nav import PAGES, PageInfo
 
 RESULTS = Path(__file__).with_name("results.json")
-MODES = ("agent", "playwright")
+MODES = ("agent", "ws", "playwright")
 # Issue 16: a class of 30 on this 2-core box; each extra student costs ≤ 50 ms of server CPU.
 GOALS = {"sessions": 30, "p95_s": 5.0, "cpu_ratio": 1.5, "marginal_cpu_ms": 50.0, "peak_rss_mb": 700.0,
          "peak_pss_mb": 700.0}  # fmt: skip
 QUICK_PAGE = "normalization-steps"
 _SERVERS: set[int] = set()  # process groups to kill if the watchdog fires
-
-
-# --- measuring the processes -----------------------------------------------------------------
-
-
-class Meter:
-    """Samples a server's process tree and the client's (this process and its other children).
-
-    CPU-seconds are user + system of every process seen, each at its last sample, so
-    a Chromium renderer that exits mid-run still counts up to its last sample.
-    """
-
-    def __init__(self, server_pid: int, interval: float = 0.1):
-        self.server_pid, self.interval = server_pid, interval
-        self._procs: dict[int, psutil.Process] = {}
-        self.server_cpu: dict[int, float] = {}
-        self.client_cpu: dict[int, float] = {}
-        self.server_peak_rss = self.client_peak_rss = 0
-        self.server_peak_pss = 0  # proportional set size: shared library pages split between processes
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _proc(self, pid: int) -> psutil.Process:
-        if pid not in self._procs:
-            self._procs[pid] = psutil.Process(pid)
-        return self._procs[pid]
-
-    def _tree(self, root: psutil.Process) -> list[psutil.Process]:
-        with contextlib.suppress(psutil.Error):
-            return [root, *root.children(recursive=True)]
-        return []
-
-    def sample(self) -> None:
-        # One snapshot of this process's tree, split by ancestry, so a worker the server
-        # spawns between two listings is never counted as the client's.
-        everyone = self._tree(self._proc(os.getpid()))
-        parent = {}
-        for p in everyone:
-            with contextlib.suppress(psutil.Error):
-                parent[p.pid] = p.ppid()
-
-        def in_server(pid: int) -> bool:
-            while pid != self.server_pid and pid in parent:
-                pid = parent[pid]
-            return pid == self.server_pid
-
-        server = [p for p in everyone if in_server(p.pid)]
-        client = [p for p in everyone if not in_server(p.pid)]
-        for procs, cpu, peak, full in (
-            (server, self.server_cpu, "server_peak_rss", True),
-            (client, self.client_cpu, "client_peak_rss", False),
-        ):
-            rss = pss = 0
-            for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    times = p.cpu_times()
-                    mem = p.memory_full_info() if full else p.memory_info()  # full: rss and pss (Linux)
-                    cpu[p.pid] = times.user + times.system
-                    rss += mem.rss
-                    pss += getattr(mem, "pss", 0)
-            setattr(self, peak, max(getattr(self, peak), rss))
-            if full:
-                self.server_peak_pss = max(self.server_peak_pss, pss)
-
-    def cpu(self) -> tuple[float, float]:
-        """(server, client) CPU-seconds so far, sampled now."""
-        self.sample()
-        return sum(self.server_cpu.values()), sum(self.client_cpu.values())
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> Meter:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def _drain(proc) -> deque[str]:
-    """Read the server's output in a thread, so a full pipe never stalls it; keep the tail."""
-    tail: deque[str] = deque(maxlen=400)
-
-    def read() -> None:
-        for line in iter(proc.stdout.readline, b""):
-            tail.append(line.decode(errors="replace").rstrip())
-
-    threading.Thread(target=read, daemon=True).start()
-    return tail
 
 
 # --- one batch: a fresh server and n sessions ----------------------------------------------------
@@ -192,7 +100,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def _server_args(mode: str, sessions: int, session_timeout: float, extra: list[str]) -> tuple[str, ...]:
     args = list(extra)
-    if mode == "agent":  # the harness only; the shipped .streamlit/config.toml keeps the API off
+    if mode == "agent":  # the API is on in .streamlit/config.toml (Prepare this class); these are its limits
         args += ["--server.enableAgentApi", "true",
                  "--server.agentWaitTimeout", str(int(session_timeout)),
                  "--server.agentMaxSessions", str(sessions + 10)]  # fmt: skip
@@ -229,6 +137,18 @@ async def _agent_batch(base, info, seeds, delays, opts, budget_s) -> list[Sessio
         pool.shutdown(wait=False, cancel_futures=True)  # a thread still waiting ends at its socket timeout
 
 
+async def _ws_batch(base, info, seeds, delays, opts, budget_s) -> list[SessionResult]:
+    """Each session is one WebSocket speaking the browser's protocol, all on this event loop."""
+
+    def start(result: SessionResult, i: int):
+        return ws_session(base, info, result, seeds[i], opts.session_timeout)
+
+    return await run_sessions(start, len(seeds), delays, opts.session_timeout + 5, budget_s)
+
+
+DRIVERS = {"agent": _agent_batch, "ws": _ws_batch, "playwright": _playwright_batch}
+
+
 async def run_batch(info: PageInfo, mode: str, n: int, opts: argparse.Namespace, budget_s: float) -> Batch:
     """Start a fresh server, run n sessions against it, measure, stop it."""
     batch = Batch(info.url_path, mode, n)
@@ -238,11 +158,11 @@ async def run_batch(info: PageInfo, mode: str, n: int, opts: argparse.Namespace,
     with streamlit_server(_server_args(mode, n, opts.session_timeout, opts.server_arg)) as (base, proc):
         _SERVERS.add(proc.pid)
         batch.server_pid = proc.pid
-        log = _drain(proc)
+        log = drain(proc)
         try:
             with Meter(proc.pid) as meter:
                 server0, client0 = meter.cpu()
-                drive = _agent_batch if mode == "agent" else _playwright_batch
+                drive = DRIVERS[mode]
                 if opts.warm and n > 1:  # the teacher's projector: one session first, inside the CPU window
                     batch.warmup = await drive(base, info, [seeds[0]], [0.0], opts, budget_s)
                     budget_s -= time.perf_counter() - started
@@ -428,8 +348,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--sessions", type=int, default=GOALS["sessions"], help="concurrent sessions per page")
     parser.add_argument("--pages", nargs="+", default=["all"], help="'all', or url paths from ui/nav.py")
-    parser.add_argument("--mode", choices=[*MODES, "both"], default=None,
-                        help="default: agent; with --quick, both")  # fmt: skip
+    parser.add_argument(
+        "--mode",
+        nargs="+",
+        choices=[*MODES, "all"],
+        default=None,
+        help="one or more of agent, ws, playwright, or all (default: agent and ws; --quick: all)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
     parser.add_argument("--session-timeout", type=float, default=120, help="seconds per session")
     parser.add_argument("--ramp", type=float, default=0, help="spread the arrivals over this many seconds")
@@ -446,7 +371,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.sessions, opts.pages, opts.write = 5, [QUICK_PAGE], False
-    opts.mode = opts.mode or ("both" if opts.quick else "agent")
+    mode = opts.mode or (["all"] if opts.quick else ["agent", "ws"])
+    opts.mode = list(MODES) if "all" in mode else mode
     return opts
 
 
@@ -463,7 +389,7 @@ def select_pages(names: list[str]) -> list[PageInfo]:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     pages = select_pages(opts.pages)
-    modes = list(MODES) if opts.mode == "both" else [opts.mode]
+    modes = [m for m in MODES if m in opts.mode]
     for pair in opts.env:
         key, _, value = pair.partition("=")
         os.environ[key] = value  # streamlit_server passes os.environ to the server

@@ -46,7 +46,7 @@ def _smoke(mode: str):
 
 @pytest.mark.e2e
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize("mode", ["agent", "playwright"])
+@pytest.mark.parametrize("mode", ["agent", "ws", "playwright"])
 def test_five_concurrent_sessions_render_and_interact(mode):
     if mode == "playwright" and not HAS_BROWSER and os.environ.get("BN_REQUIRE_BROWSER") != "1":
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
