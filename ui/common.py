@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
@@ -174,16 +175,31 @@ def download_csv(data: pd.DataFrame | bytes, filename: str, label: str = "Downlo
 
 def number_config(df: pd.DataFrame, decimals: int = 4) -> dict:
     """Column formats for ``st.dataframe``: fixed decimals where the numbers read well that way,
-    scientific notation in a column holding tiny (< 1e-3) or huge (≥ 1e5) nonzero values."""
+    scientific notation in a column holding tiny (< 1e-3) or huge (≥ 1e5) nonzero values.
+
+    It runs on every rerun of every session, so it reads each column once as a NumPy array
+    (pandas' masks cost more than the page's charts here)."""
     config = {}
-    for name in df.select_dtypes("number").columns:
-        values = df[name].abs()
-        nonzero = values[(values > 0) & values.notna()]
-        odd = bool(len(nonzero)) and (nonzero.min() < 1e-3 or nonzero.max() >= 1e5)
-        if pd.api.types.is_integer_dtype(df[name]) and not odd:
+    for name, dtype in df.dtypes.items():
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            continue
+        values = np.abs(df[name].to_numpy(dtype=float, na_value=np.nan))
+        nonzero = values[values > 0]  # NaN compares False: left out
+        odd = bool(nonzero.size) and (nonzero.min() < 1e-3 or nonzero.max() >= 1e5)
+        if pd.api.types.is_integer_dtype(dtype) and not odd:
             continue
         config[name] = st.column_config.NumberColumn(format="%.3e" if odd else f"%.{decimals}f")
     return config
+
+
+def formats(df: pd.DataFrame, fmt: str, **per_column: str) -> dict:
+    """Column formats for ``st.dataframe``: one printf-style format (``"%.3g"``) for every float
+    column, ``per_column`` overriding it by name. The browser formats the numbers; a pandas
+    ``Styler`` would format every cell on the server on every rerun of every session."""
+    floats = [name for name, dtype in df.dtypes.items() if pd.api.types.is_float_dtype(dtype)]
+    return {name: st.column_config.NumberColumn(format=per_column.get(name, fmt)) for name in floats} | {
+        name: st.column_config.NumberColumn(format=f) for name, f in per_column.items() if name not in floats
+    }
 
 
 def try_this(*prompts: str) -> None:

@@ -81,7 +81,8 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
         st.markdown("One example, train mode: what each implementation says (real caught exceptions):")
         st.table(ui.outcomes_table(one))
         st.markdown(ex.one_verdict(one).text)
-        st.dataframe(ui.functional_table(one).style.format("{:.3g}"), hide_index=True)
+        table = ui.functional_table(one)
+        st.dataframe(table, hide_index=True, column_config=common.formats(table, "%.3g"))
         st.caption(ui.one_note(one))
 
     with common.section("5 · Non-i.i.d. batches"):

@@ -231,5 +231,5 @@ def render_backend_check(cfg: ComparisonConfig) -> None:
     check = common.run(compute_backends, ccfg, label="Training BN with both backends…")
     common.need(check)
     common.chart(backend_spec(ccfg))
-    st.dataframe(check.diffs.style.format({"max_abs_diff": "{:.2e}"}), hide_index=True)
+    st.dataframe(check.diffs, hide_index=True, column_config=common.formats(check.diffs, "%.4f", max_abs_diff="%.2e"))
     st.markdown(check.verdict.text)
