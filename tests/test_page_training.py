@@ -106,7 +106,7 @@ def test_cnn_preset_trains_the_cnn_and_explains_the_grids():
     assert_clean(at)
     assert at.query_params["arch"] == "cnn" and at.query_params["act"] == "relu"
     assert at.selectbox(key="training:layer").options == ["hidden 1", "hidden 2"]
-    assert sum("MLPs only" in a for a in alerts(at, "info")) == 3
+    assert sum("MLPs only" in a for a in alerts(at, "info")) == 1  # the open grid tab (the tabs are lazy)
     assert len(charts(at)) == N_CHARTS
     assert "outputs exactly 0" in charts(at)[SAT].proto.spec  # ReLU: dead units instead of saturation
 
@@ -236,11 +236,13 @@ def test_grids_train_and_mark_their_cells():
     grid = next(df.value for df in at.dataframe if "mean_acc" in getattr(df.value, "columns", []))
     assert len(grid) == 2 * 7 and set(grid["n_seeds"]) == {1}
     assert "Final test accuracy" in charts(at)[N_CHARTS].proto.spec
-    at.toggle(key="training:init_grid").set_value(True).run()
-    at.toggle(key="training:depth_grid").set_value(True).run()
-    assert_clean(at)
-    assert len(charts(at)) == N_CHARTS + 6 and at.query_params["depth_grid"] == "1"
-    assert len(at.get("download_button")) == 4  # the run data and one per grid
+    for tab, flag in (("Init scale", "init_grid"), ("Depth", "depth_grid")):  # the tabs are lazy: one at a time
+        at = open_page(PAGE, query={"seeds": "1", "gsteps": "100", "grid": tab, **SHORT})
+        assert len(charts(at)) == N_CHARTS and not at.toggle(key=f"training:{flag}").value
+        at.toggle(key=f"training:{flag}").set_value(True).run()
+        assert_clean(at)
+        assert len(charts(at)) == N_CHARTS + 2 and at.query_params[flag] == "1" and at.query_params["grid"] == tab
+        assert len(at.get("download_button")) == 2  # the run data and the open grid's
 
 
 def test_a_diverging_grid_cell_is_marked():
@@ -273,8 +275,8 @@ def test_manual_and_torch_backends_agree_in_float64():
         ("select_slider", "width", (8.0, 256.0)),
         ("slider", "depth", (1, 10)),
         ("select_slider", "target", (0.5, 0.97)),
-        ("slider", "seeds", (1, 5)),
-        ("select_slider", "gsteps", (100.0, 1000.0)),
+        ("url", "seeds", (1, 5)),  # Grid settings is a lazy expander, closed here: its values come by link
+        ("url", "gsteps", (100.0, 1000.0)),
         ("selectbox", "opt", ("momentum", "adam")),
         ("selectbox", "data", ("spirals", "blobs")),
         ("selectbox", "place", ("after",)),
@@ -285,7 +287,10 @@ def test_manual_and_torch_backends_agree_in_float64():
 def test_every_control_at_its_extremes_keeps_the_page_working(kind, key, values):
     at = open_page(PAGE, query=SHORT)
     for value in values:
-        getattr(at, kind)(key=f"training:{key}").set_value(value).run()
+        if kind == "url":
+            at = open_page(PAGE, query={**SHORT, key: str(value)})
+        else:
+            getattr(at, kind)(key=f"training:{key}").set_value(value).run()
         assert_clean(at)
         assert charts(at) or alerts(at, "error"), (key, value)
 

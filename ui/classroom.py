@@ -15,7 +15,7 @@ import streamlit as st
 
 from bn_core.classroom import ClassError, ClassStore
 from bn_core.quiz import Question
-from ui import charts
+from ui import charts, widgets
 
 REFRESH_S = 3  # the teacher's charts poll the store this often
 
@@ -64,7 +64,12 @@ def _leave() -> None:
 
 def render_panel() -> None:
     """The sidebar's "Live class" box: join with a code, or open a class as the teacher."""
-    with st.expander("Live class", icon=":material/groups:", expanded=joined() or bool(teaching())):
+    panel = widgets.lazy_expander(
+        "Live class", key="__class:panel", icon=":material/groups:", expanded=joined() or bool(teaching())
+    )
+    with panel as shown:
+        if not shown:
+            return
         if teaching():
             _teacher_panel(teaching())
         elif joined():

@@ -9,7 +9,8 @@ is bound the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import streamlit as st
@@ -82,3 +83,17 @@ def preset_picker(ps: PageState, label: str = "Preset", *, where: Any = st) -> s
         on_change=ps.apply_preset,
         help="A preset sets the controls below; you can change any of them afterwards.",
     )
+
+
+@contextlib.contextmanager
+def lazy_expander(label: str, key: str, **kwargs: Any) -> Iterator[bool]:
+    """An expander whose content is built only while it is open: ``with lazy_expander(...) as shown:``.
+
+    Opening it reruns the page (``on_change="rerun"``), which then draws the content. A closed
+    one costs the server one element per rerun instead of every widget inside it, on every rerun
+    of every student's session (docs/performance.md). Controls drawn inside keep their values in
+    the page state while hidden (``ui.state``), so closing it changes nothing.
+    """
+    box = st.expander(label, key=key, on_change="rerun", **kwargs)
+    with box:
+        yield box.open is not False

@@ -80,3 +80,25 @@ def test_multi_device_one_image_per_replica_and_back_keeps_layer_seeds_and_epoch
     assert exceptions_and_failures(page) == []
     assert console_errors == [], console_errors
     page.close()
+
+
+def test_a_lazy_expander_builds_its_controls_only_while_open_and_they_keep_their_values(streamlit_server, browser):
+    """Training's "Grid settings" (ui.widgets.lazy_expander): closed, its sliders are not built at all."""
+    page, console_errors = browser_page(browser)
+    page.goto(f"{streamlit_server}/training-comparison?seeds=2")
+    wait_for_page(page, min_charts=6)
+    slider = page.locator('input[type=range][aria-label="Seeds per grid cell"]')
+    assert slider.count() == 0  # closed: not in the page
+    page.get_by_text("Grid settings", exact=True).click()
+    settle(page, min_charts=6)
+    assert slider.input_value() == "2"  # the link's value, drawn when it opened
+    set_slider(page, "Seeds per grid cell", 3)
+    page.get_by_text("Grid settings", exact=True).click()  # close it
+    settle(page, min_charts=6)
+    assert slider.count() == 0 and url_params(page)["seeds"] == "3"
+    page.get_by_text("Grid settings", exact=True).click()  # and open it again
+    settle(page, min_charts=6)
+    assert slider.input_value() == "3"
+    assert exceptions_and_failures(page) == []
+    assert console_errors == [], console_errors
+    page.close()

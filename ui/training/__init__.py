@@ -13,6 +13,7 @@ One module per section: ``controls`` (state table, presets, widgets), ``curves``
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -192,6 +193,15 @@ def render_side_by_side(specs: tuple[dict, ...]) -> None:
     for column, spec in zip(st.columns(len(specs)), specs, strict=True):
         with column:
             common.chart(spec)
+
+
+GRID_TABS = {"Learning rate": "lr", "Init scale": "init_scale", "Depth": "depth"}
+
+
+def grid_tabs() -> list[tuple[Any, str]]:
+    """Section 5's tabs, lazy (only the open tab's grid is built on a rerun), each with its axis."""
+    tabs = st.tabs(list(GRID_TABS), key=STATE.key("grid"), on_change="rerun")
+    return list(zip(tabs, GRID_TABS.values(), strict=True))
 
 
 def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:

@@ -110,6 +110,7 @@ STATE = PageState(
         Field("hist", "pre", "choice", choices=("pre", "act"), label="histogram of"),
         Field("seeds", 3, "int", 1, 5, label="seeds per grid cell"),
         Field("gsteps", 300.0, "float", 100, 1000, choices=GRID_STEPS_CHOICES, label="grid steps"),
+        Field("grid", "Learning rate", "choice", choices=("Learning rate", "Init scale", "Depth"), label="grid tab"),
         Field("lr_grid", False, "bool", label="learning-rate grid"),
         Field("init_grid", False, "bool", label="init-scale grid"),
         Field("depth_grid", False, "bool", label="depth grid"),
@@ -149,20 +150,21 @@ def controls() -> ComparisonConfig:
         a.caption(PRESET_NOTES[STATE["preset"]])
     widgets.grid_slider(STATE, "target", "Target test accuracy", fmt="{:.0%}", where=b)
     with st.expander("Network, data and training", expanded=True):
+        # One row of four columns, three controls down each (one block per column, not per cell:
+        # every block is a message in every rerun of every session). Read across, the rows are
+        # the choices, the scales, and the schedule and BN's own settings.
         c = st.columns(4)
         widgets.choice(STATE, "arch", "Architecture", fmt=_label("arch"), where=c[0])
-        widgets.choice(STATE, "data", "Dataset", where=c[1])
-        widgets.choice(STATE, "act", "Activation", where=c[2])
-        widgets.choice(STATE, "opt", "Optimizer", fmt=_label("opt"), where=c[3])
-        c = st.columns(4)
         widgets.slider(STATE, "depth", "Hidden layers (MLP)", where=c[0])
-        widgets.grid_slider(STATE, "width", "Width (MLP)", fmt="{:.0f}", where=c[1])
-        widgets.grid_slider(STATE, "init", "Init scale (× default)", where=c[2])
-        widgets.grid_slider(STATE, "lr", "Learning rate", where=c[3])
-        c = st.columns(4)
         widgets.grid_slider(STATE, "batch", "Batch size", fmt="{:.0f}", where=c[0])
+        widgets.choice(STATE, "data", "Dataset", where=c[1])
+        widgets.grid_slider(STATE, "width", "Width (MLP)", fmt="{:.0f}", where=c[1])
         widgets.grid_slider(STATE, "steps", "Steps", fmt="{:.0f}", where=c[1])
+        widgets.choice(STATE, "act", "Activation", where=c[2])
+        widgets.grid_slider(STATE, "init", "Init scale (× default)", where=c[2])
         widgets.choice(STATE, "place", "BN placement", fmt=_label("place"), where=c[2])
+        widgets.choice(STATE, "opt", "Optimizer", fmt=_label("opt"), where=c[3])
+        widgets.grid_slider(STATE, "lr", "Learning rate", where=c[3])
         widgets.choice(STATE, "backend", "BN backend", fmt=_label("backend"), where=c[3])
         widgets.toggle(STATE, "ill", "Ill-scaled inputs (feature j × a factor in 1 … 1000)")
     return config()
