@@ -91,8 +91,12 @@ def lazy_expander(label: str, key: str, **kwargs: Any) -> Iterator[bool]:
 
     Opening it reruns the page (``on_change="rerun"``), which then draws the content. A closed
     one costs the server one element per rerun instead of every widget inside it, on every rerun
-    of every student's session (docs/performance.md). Controls drawn inside keep their values in
-    the page state while hidden (``ui.state``), so closing it changes nothing.
+    of every student's session (docs/performance.md).
+
+    Only for content without page-state controls (the Live class panel): a browser that sees a
+    control appear again inside a reopened expander sends back the value that control was first
+    drawn with, which would undo the user's change (seen in Chromium). Lazy tabs do not do that
+    (tests/e2e/test_state_recovery.py).
     """
     box = st.expander(label, key=key, on_change="rerun", **kwargs)
     with box:

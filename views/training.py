@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import common, quiz, widgets
+from ui import common, quiz
 from ui import training as ui
 
 INTRO = """
@@ -59,9 +59,8 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
             f"(seeds {cfg.seed}, {cfg.seed + 1}, … from the global seed), the small-scale version of the paper's "
             "ImageNet table: final accuracy, and steps to the target accuracy. ✕ marks diverged runs."
         )
-        with widgets.lazy_expander("Grid settings", key="__open:training:grid_settings") as is_open:
-            if is_open:
-                ui.grid_settings()
+        with st.expander("Grid settings"):
+            ui.grid_settings()
         for tab, axis in ui.grid_tabs():
             with tab:
                 if tab.open is not False:  # lazy tabs: only the open one is built

@@ -82,23 +82,19 @@ def test_multi_device_one_image_per_replica_and_back_keeps_layer_seeds_and_epoch
     page.close()
 
 
-def test_a_lazy_expander_builds_its_controls_only_while_open_and_they_keep_their_values(streamlit_server, browser):
-    """Training's "Grid settings" (ui.widgets.lazy_expander): closed, its sliders are not built at all."""
+def test_a_control_in_a_lazy_tab_keeps_its_value_when_the_tab_is_left_and_reopened(streamlit_server, browser):
+    """Lazy tabs (Why BN Works; Training's grids) do not build the closed tabs' controls at all."""
     page, console_errors = browser_page(browser)
-    page.goto(f"{streamlit_server}/training-comparison?seeds=2")
-    wait_for_page(page, min_charts=6)
-    slider = page.locator('input[type=range][aria-label="Seeds per grid cell"]')
-    assert slider.count() == 0  # closed: not in the page
-    page.get_by_text("Grid settings", exact=True).click()
-    settle(page, min_charts=6)
-    assert slider.input_value() == "2"  # the link's value, drawn when it opened
-    set_slider(page, "Seeds per grid cell", 3)
-    page.get_by_text("Grid settings", exact=True).click()  # close it
-    settle(page, min_charts=6)
-    assert slider.count() == 0 and url_params(page)["seeds"] == "3"
-    page.get_by_text("Grid settings", exact=True).click()  # and open it again
-    settle(page, min_charts=6)
-    assert slider.input_value() == "3"
+    page.goto(f"{streamlit_server}/why-bn-works")
+    wait_for_page(page, min_charts=1)
+    set_slider(page, "Noise mean range n_μ", 1.0)
+    page.get_by_role("tab", name="Landscape").click()
+    settle(page)
+    assert page.locator('input[type=range][aria-label="Noise mean range n_μ"]').count() == 0  # not built
+    page.get_by_role("tab", name="Noisy BN").click()
+    settle(page, min_charts=1)
+    assert url_params(page)["n_mu"] == "1"
+    assert page.locator('input[type=range][aria-label="Noise mean range n_μ"]').input_value() == "1"
     assert exceptions_and_failures(page) == []
     assert console_errors == [], console_errors
     page.close()
