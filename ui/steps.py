@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -329,13 +331,40 @@ def histogram_chart(part: pd.DataFrame) -> alt.Chart:
 
 def norms_panel() -> tuple[list[dict], pd.DataFrame]:
     """The norm-comparison heatmaps' specs and the summary table, for the global seed and G."""
-    frame = norms(seed(), int(STATE["G"]))
-    return norms_specs(seed(), int(STATE["G"])), group_summary(frame)
+    return norms_specs(seed(), int(STATE["G"])), norms_summary(seed(), int(STATE["G"]))
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Sections 4, 5 and 7's tables with their column formats, built once per (batch, tracked example):
+    every rerun of every session draws them, and preparing them was a fifth of the page's CPU."""
+
+    batch: pd.DataFrame  # the N×C table, the tracked example marked
+    batch_config: dict
+    stats: dict  # column formats of StepsResult.stats, .backends, .backward, .grads
+    backends: dict
+    backward: dict
+    grads: dict
+
+
+@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+def tables(cfg: StepsConfig, i: int) -> Tables:
+    r = compute(cfg)
+    return Tables(
+        marked_table(r, i),
+        table_config(r),
+        *(common.number_config(frame) for frame in (r.stats, r.backends, r.backward, r.grads)),
+    )
 
 
 def table_config(r: StepsResult) -> dict:
     """Readable numbers in every column of the batch table (scientific where they are tiny or huge)."""
     return {"tracked": st.column_config.TextColumn("", width="small"), **common.number_config(r.table)}
+
+
+@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+def norms_summary(seed: int, groups: int) -> pd.DataFrame:
+    return group_summary(norms(seed, groups))
 
 
 def group_summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -40,14 +40,15 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
 
     with common.section("4 · The whole batch"):
         common.need(result)
-        st.dataframe(ui.marked_table(result, i), height=260, hide_index=True, column_config=ui.table_config(result))
-        st.dataframe(result.stats, hide_index=True, column_config=common.number_config(result.stats))
+        shown = ui.tables(cfg, i)
+        st.dataframe(shown.batch, height=260, hide_index=True, column_config=shown.batch_config)
+        st.dataframe(result.stats, hide_index=True, column_config=shown.stats)
         common.download_csv(result.table, "batchnorm_steps.csv", "Download the table (CSV)", icon=":material/download:")
 
     with common.section("5 · Manual vs torch"):
         common.need(result)
         st.markdown(f"The same batch through the other backend, on `{result.device}` in `{result.dtype}`:")
-        st.dataframe(result.backends, hide_index=True, column_config=common.number_config(result.backends))
+        st.dataframe(result.backends, hide_index=True, column_config=ui.tables(cfg, i).backends)
 
     with common.section("6 · Which values share a mean and variance?"):
         widgets.number(ui.STATE, "G", "Groups G for group norm (must divide C = 6)")
@@ -64,8 +65,9 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         st.markdown("For L = Σ w·y with random w (so ∂L/∂y = w), both hand-written backwards against autograd:")
         st.latex(ui.BACKWARD_TEX)
         left, right = st.columns(2)
-        left.dataframe(result.backward, hide_index=True, column_config=common.number_config(result.backward))
-        right.dataframe(result.grads, hide_index=True, column_config=common.number_config(result.grads))
+        shown = ui.tables(cfg, i)
+        left.dataframe(result.backward, hide_index=True, column_config=shown.backward)
+        right.dataframe(result.grads, hide_index=True, column_config=shown.grads)
 
     common.takeaway(
         "BN makes each feature's batch mean 0 and variance 1 (as long as σ²_B is large next to ε), then γ and β "
