@@ -215,7 +215,8 @@ def test_folding_the_cnn():
 def test_a_lab_choice_of_none_falls_back_to_the_default_lab(default_page):
     """A deselected segmented control gives None in the browser: the section must show a lab, not a KeyError."""
     at = default_page
-    at.session_state["__v:inference:lab"] = None  # the page's model value, as a deselected control would leave it
+    # the page's model value, as a deselected control would leave it
+    at.session_state["__model:inference"] = {**at.session_state["__model:inference"], "lab": None}
     at.run()
     assert_clean(at)
     assert not [e for e in alerts(at, "error") if "KeyError" in e or "failed" in e]

@@ -10,7 +10,7 @@ That single table drives:
 * persistence across page switches, errors and halted runs.
 
 Where a value lives (the state rules): a control's value lives in a plain
-session-state entry, the *model* (``__v:<page>:<key>``), which no widget owns and
+session-state entry, the *model* (``__model:<page>``, a dict of key → value), which no widget owns and
 Streamlit never cleans up. The widget (key ``<page>:<key>``) is only a view of it:
 
 1. At the start of every run, :meth:`PageState.load` compares each widget's value
@@ -162,21 +162,22 @@ class PageState:
     def _wkey(self, name: str) -> str:
         return f"{self.page}:{name}"
 
-    def _seed_key(self, name: str) -> str:
-        """Where the value the model last gave a widget is kept (to tell a user's change from it)."""
-        return f"__seed:{self.page}:{name}"
+    def _store(self, kind: str) -> dict[str, Any]:
+        """One session-state entry per page and kind: ``model`` (the controls' values) and ``seed``
+        (the value the model last gave each widget, to tell a user's change from it). One entry,
+        not one per control: Streamlit copies the whole session state each time it draws a
+        widget (``SessionState.filtered_state``), so every extra key costs every widget of every
+        rerun of every session."""
+        return st.session_state.setdefault(f"__{kind}:{self.page}", {})
 
     def spec(self, name: str) -> Field:
         return self._by_key[name]
 
-    def _model(self, name: str) -> str:
-        return f"__v:{self.page}:{name}"
-
     def __getitem__(self, name: str) -> Any:
-        return st.session_state.get(self._model(name), self._by_key[name].default)
+        return self._store("model").get(name, self._by_key[name].default)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        st.session_state[self._model(name)] = value
+        self._store("model")[name] = value
 
     def values(self) -> dict[str, Any]:
         return {k: self[k] for k in self._by_key}
@@ -204,7 +205,7 @@ class PageState:
         def matches(name: str) -> bool:
             return all(self[k] == v for k, v in self.presets[name].items())
 
-        picked = st.session_state.get(self._model("preset"))
+        picked = self._store("model").get("preset")
         if picked in self.presets and matches(picked):
             return picked
         return next((name for name in self.presets if matches(name)), "custom")
@@ -226,9 +227,10 @@ class PageState:
         if not st.session_state.get(loaded_flag):
             st.session_state[loaded_flag] = True
             notices = self._load_url(known_elsewhere, report_unknown)
+        model = self._store("model")
         for k, f in self._by_key.items():
-            if self._model(k) not in st.session_state:
-                self[k] = f.default
+            if k not in model:
+                model[k] = f.default
         if self.on_load:
             self.on_load(self)
         if self.presets:
@@ -238,12 +240,12 @@ class PageState:
 
     def _take_widget_changes(self) -> None:
         """A widget whose value differs from what the model last seeded it with was changed by the user."""
+        seeds = self._store("seed")
         for k, f in self._by_key.items():
-            seed_key = self._seed_key(k)
-            if self._wkey(k) not in st.session_state or seed_key not in st.session_state:
+            if self._wkey(k) not in st.session_state or k not in seeds:
                 continue
             value = st.session_state[self._wkey(k)]
-            if not _same(value, st.session_state[seed_key]) and _legal(f, value):
+            if not _same(value, seeds[k]) and _legal(f, value):
                 self[k] = value
 
     def _seed_widgets(self) -> None:
@@ -254,6 +256,7 @@ class PageState:
         rerun never pulls back a value the user is still changing."""
         drawn_last_run = st.session_state.get(f"__drawn:{self.page}", set())
         st.session_state[f"__drawn:{self.page}"] = set()
+        seeds = self._store("seed")
         for k in self._by_key:
             value, wkey = self[k], self._wkey(k)
             shown = k in drawn_last_run and wkey in st.session_state and _same(st.session_state[wkey], value)
@@ -262,7 +265,7 @@ class PageState:
                     st.session_state[wkey] = value
                 except StreamlitAPIException:  # a widget kind whose value cannot be set (none of ours today)
                     continue
-            st.session_state[self._seed_key(k)] = value  # what the widget holds now
+            seeds[k] = value  # what the widget holds now
 
     def _load_url(self, known_elsewhere: Sequence[str], report_unknown: bool) -> list[str]:
         params = {k: st.query_params.get(k, "") for k in st.query_params}
