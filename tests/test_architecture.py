@@ -99,7 +99,8 @@ def _cached_functions() -> list[tuple[str, object]]:
     for info in pkgutil.walk_packages(ui.__path__, prefix="ui."):
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if isinstance(obj, CachedFunc) and obj.__wrapped__.__module__ == module.__name__:
+            is_cached = isinstance(obj, CachedFunc) or hasattr(obj, "__memo_of__")  # ui.cache.cached
+            if is_cached and obj.__wrapped__.__module__ == module.__name__:
                 found.append((f"{module.__name__}.{name}", obj.__wrapped__))
     return found
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-import streamlit as st
 
 from tests.helpers import alerts, assert_clean, chart_tables, charts, open_page
+from ui import cache
 from ui import training as ui
 
 PAGE = "views/training.py"
@@ -214,7 +214,7 @@ def test_the_url_round_trips_to_the_same_numbers():
     link = {k: first.query_params[k] for k in first.query_params}
     assert link["init"] == "3" and link["hist"] == "act" and link["target"] == "0.8"
     table, views = _summary(first), _views(first)
-    st.cache_data.clear()  # the second session recomputes everything from the link alone
+    cache.clear()  # the second session recomputes everything from the link alone
     second = open_page(PAGE, query=link)
     assert_clean(second)
     assert {k: second.query_params[k] for k in second.query_params} == link

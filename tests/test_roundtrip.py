@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
-import streamlit as st
 
 from tests.helpers import assert_clean, open_page
 from tests.test_hostile import IDS, STATES
+from ui import cache
 
 TIMING = re.compile(r"(^|_)(ms|s|seconds|time|timing)($|_)")
 
@@ -51,7 +51,7 @@ def test_a_shared_link_reproduces_the_view(path, state):
     assert link["seed"] == "3" and set(state.keys) <= set(link)
     expected = _fingerprint(first)
     assert expected[0] or expected[1], "the page shows something to compare"
-    st.cache_data.clear()
+    cache.clear()
     second = open_page(path, query=link)
     assert_clean(second)
     assert {k: second.query_params[k] for k in second.query_params} == link

@@ -20,6 +20,7 @@ from bn_core.experiments.steps import (
 from bn_core.experiments.steps import normalized_verdict as normalized_verdict  # re-exported for the page
 from bn_core.experiments.steps_quiz import questions as questions  # re-exported for the page
 from ui import charts, common, present, widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.sidebar import bump_seed, seed
 from ui.state import Field, PageState
@@ -72,29 +73,29 @@ TRY_THIS = (
 # -- cached computation -------------------------------------------------------------
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def parsed_csv(raw: bytes) -> ParsedCSV:
     return parse_csv(raw)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def compute(cfg: StepsConfig, _progress=None) -> StepsResult:
     return run_steps(cfg)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def histogram_specs(cfg: StepsConfig) -> list[dict]:
     """Vega-Lite specs of the x, x̂ and y histograms (cached: building Altair charts costs more than the math)."""
     hist = compute(cfg).hist
     return [arrow_spec(histogram_chart(part)) for _series, part in hist.groupby("series", sort=False)]
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def norms(seed: int, groups: int) -> pd.DataFrame:
     return norm_comparison(seed, groups)
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def norms_specs(seed: int, groups: int) -> list[dict]:
     """One heatmap spec per norm kind: separate charts take their column's width and stack on a phone."""
     titles = {"batch": "Batch norm", "layer": "Layer norm", "instance": "Instance norm", "group": "Group norm"}
@@ -347,7 +348,7 @@ class Tables:
     grads: dict
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def tables(cfg: StepsConfig, i: int) -> Tables:
     r = compute(cfg)
     return Tables(
@@ -362,7 +363,7 @@ def table_config(r: StepsResult) -> dict:
     return {"tracked": st.column_config.TextColumn("", width="small"), **common.number_config(r.table)}
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def norms_summary(seed: int, groups: int) -> pd.DataFrame:
     return group_summary(norms(seed, groups))
 

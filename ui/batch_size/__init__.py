@@ -10,8 +10,6 @@ found as ``ui.<page>.<name>``. Sentences come from ``bn_core.experiments.batch_s
 
 from __future__ import annotations
 
-import streamlit as st
-
 from bn_core.experiments import batch_size as experiment
 from bn_core.experiments.batch_size import (
     BatchOfOneResult,
@@ -50,6 +48,7 @@ from ui.batch_size.sweep import (
     sweep_intro,
     sweep_table,
 )
+from ui.cache import cached
 from ui.charts import arrow_spec
 
 __all__ = [
@@ -90,65 +89,65 @@ __all__ = [
 ]
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def compute_noise(cfg: NoiseConfig, _progress=None) -> NoiseResult:
     return run_noise(cfg)
 
 
 # Chart specs are cached too: building and validating the Altair charts costs more than the math.
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def noise_specs(cfg: NoiseConfig) -> tuple[dict, dict]:
     result = compute_noise(cfg)
     return arrow_spec(spread_chart(result)), arrow_spec(jitter_chart(result))
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def compute_sweep(cfg: BatchSizeSweepConfig, _progress=None) -> BatchSizeSweepResult:
     result = run_batch_size_sweep(cfg, _progress)
     mark_finished(cfg)
     return result
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def sweep_spec(cfg: BatchSizeSweepConfig, train_mode: bool) -> dict:
     return arrow_spec(sweep_chart(compute_sweep(cfg), train_mode))
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def compute_non_iid(cfg: NonIIDConfig, _progress=None) -> NonIIDResult:
     result = run_non_iid(cfg, _progress)
     mark_finished(cfg)
     return result
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def non_iid_spec(cfg: NonIIDConfig) -> dict:
     return arrow_spec(non_iid_chart(compute_non_iid(cfg)))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute_one(seed: int) -> BatchOfOneResult:
     return run_batch_of_one(seed)
 
 
 # The sentences and questions are cached with their results: a student's rerun then costs no pandas work.
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def noise_told(cfg: NoiseConfig) -> NoiseVerdicts:
     return noise_verdicts(compute_noise(cfg))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def sweep_told(cfg: BatchSizeSweepConfig) -> SweepVerdicts:
     return sweep_verdicts(compute_sweep(cfg))
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def closing(noise_cfg: NoiseConfig, sweep_cfg: BatchSizeSweepConfig | None) -> Verdict:
     """The takeaway, from the noise result and the sweep (when it was trained)."""
     return takeaway(compute_noise(noise_cfg), None if sweep_cfg is None else compute_sweep(sweep_cfg))
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def check_questions(noise_cfg: NoiseConfig, seed: int, sweep_cfg: BatchSizeSweepConfig | None) -> tuple[Question, ...]:
     sweep = None if sweep_cfg is None else compute_sweep(sweep_cfg)
     return questions(compute_noise(noise_cfg), compute_one(seed), sweep)

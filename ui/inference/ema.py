@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import altair as alt
 import pandas as pd
-import streamlit as st
 
 from bn_core.experiments.inference import (
     BatchOfOne,
@@ -28,6 +27,7 @@ from bn_core.experiments.inference import (
     unit_verdict,
 )
 from bn_core.verdict import Verdict, num
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.run import compute
 
@@ -81,7 +81,7 @@ def _momentum_frame() -> pd.DataFrame:
 MOMENTUM_FRAME = _momentum_frame()  # static: computed once per process, shown on every rerun
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def unit_view(cfg: InferenceConfig, layer: int, feature: int) -> UnitView:
     """One unit's final EMA vs precise BN, the Bessel numbers, and its statistics over training as CSV."""
     run = compute(cfg)
@@ -126,12 +126,12 @@ def ema_chart(frame: pd.DataFrame) -> alt.FacetChart:
 
 
 # Chart specs are cached too: building and validating Altair charts costs more than the math.
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def ema_spec(cfg: InferenceConfig, layer: int, feature: int) -> dict:
     return arrow_spec(ema_chart(ema_slice(compute(cfg), layer, feature)))
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def batch_one(cfg: InferenceConfig) -> BatchOfOne:
     """The batch-of-1 lesson with this network's (seeded, untrained) first layer."""
     return batch_of_one(cfg)

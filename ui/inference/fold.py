@@ -10,6 +10,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import FoldResult, FoldVerdicts, InferenceConfig, fold_lab, fold_verdicts
 from ui import charts
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.run import compute
 
@@ -38,13 +39,13 @@ class FoldView:
     checks: pd.DataFrame  # dtype, inputs, max_abs_diff, max_abs_output, tolerance, ok, same_predictions
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def folding(cfg: InferenceConfig, arch: str, _progress=None) -> FoldResult:
     """Timings are measured once, when this entry is first computed, on this server."""
     return fold_lab(compute(cfg), arch, progress=_progress)
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def fold_view(cfg: InferenceConfig, arch: str, _progress=None) -> FoldView:
     r = folding(cfg, arch, _progress=_progress)
     return FoldView(verdicts=fold_verdicts(r), checks=r.checks)
@@ -67,6 +68,6 @@ def fold_chart(timing: pd.DataFrame) -> alt.FacetChart:
     )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def fold_spec(cfg: InferenceConfig, arch: str) -> dict:
     return arrow_spec(fold_chart(folding(cfg, arch).timing))

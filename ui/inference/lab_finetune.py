@@ -14,6 +14,7 @@ from bn_core.experiments.inference import (
     finetune_verdict,
 )
 from ui import common
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.helpers import two_panels
 from ui.inference.run import compute
@@ -27,12 +28,12 @@ TEXT = (
 )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def finetune(cfg: InferenceConfig, _progress=None) -> FinetuneResult:
     return finetune_lab(compute(cfg))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def finetune_spec(cfg: InferenceConfig) -> dict:
     titles = {"drift": "largest running_mean move (std)", "old_task_acc": "original task accuracy"}
     return arrow_spec(two_panels(finetune(cfg).trace, "step", "variant", titles, "fine-tuning step"))

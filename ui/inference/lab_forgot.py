@@ -7,6 +7,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import ForgotEvalResult, InferenceConfig, forgot_eval_lab, forgot_verdict
 from ui import charts, common
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.helpers import log2_x
 from ui.inference.run import compute
@@ -19,12 +20,12 @@ TEXT = (
 )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def forgot(cfg: InferenceConfig, _progress=None) -> ForgotEvalResult:
     return forgot_eval_lab(compute(cfg))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def forgot_spec(cfg: InferenceConfig) -> dict:
     frame = forgot(cfg).accuracy.dropna()
     chart = charts.lines(frame, x="batch_size", y="accuracy", color="mode", y_title="test accuracy", points=True)

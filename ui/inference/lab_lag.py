@@ -10,6 +10,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, LagResult, lag_lab, lag_verdict
 from ui import charts, common, widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.page import DEFAULTS, STATE
 from ui.inference.run import compute
@@ -23,7 +24,7 @@ TEXT = (
 )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def lag(cfg: InferenceConfig, lag_lr: float, _progress=None) -> LagResult:
     """The page's run next to the same run at a higher learning rate (itself a cached page run)."""
     return lag_lab(compute(cfg), compute(replace(cfg, lr=lag_lr), _progress=_progress))
@@ -46,7 +47,7 @@ def _accuracy_panel(trace: pd.DataFrame) -> alt.Chart:
     )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
     trace = lag(cfg, lag_lr).trace
     err = trace[trace["metric"] == "stat_error"]

@@ -9,6 +9,7 @@ import streamlit as st
 from bn_core.experiments.inference import InferenceConfig, ShiftResult, shift_lab, shift_verdict
 from bn_core.verdict import pct
 from ui import charts, common, widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.page import STATE
 from ui.inference.run import compute
@@ -21,12 +22,12 @@ TEXT = (
 )
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def shift(cfg: InferenceConfig, a: float, b: float, noise: float, _progress=None) -> ShiftResult:
     return shift_lab(compute(cfg), a, b, noise)
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def shift_spec(cfg: InferenceConfig, a: float, b: float, noise: float) -> dict:
     sweep = shift(cfg, a, b, noise).sweep
     line = charts.lines(sweep, x="brightness", y="accuracy", color="variant", x_title="brightness shift b",

@@ -7,6 +7,7 @@ import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, ValidationResult, validation_lab, validation_verdict
 from ui import common
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.helpers import two_panels
 from ui.inference.run import compute
@@ -19,12 +20,12 @@ TEXT = (
 )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def validation(cfg: InferenceConfig, _progress=None) -> ValidationResult:
     return validation_lab(compute(cfg))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def validation_spec(cfg: InferenceConfig) -> dict:
     titles = {"eval_acc": "eval-mode test accuracy", "drift": "largest running_mean move (std)"}
     return arrow_spec(

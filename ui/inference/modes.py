@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, ModeError, TwoModes, modes_verdict, two_modes
 from bn_core.verdict import Verdict
 from ui import charts
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.inference.helpers import log2_x
 from ui.inference.run import compute
@@ -35,7 +35,7 @@ class ModesView:
     why: pd.DataFrame | None  # the unit's batch vs running statistics (None for a batch of 1)
 
 
-@st.cache_data(persist="disk", max_entries=48, show_spinner=False)
+@cached(max_entries=48)
 def modes(cfg: InferenceConfig, n: int, _progress=None) -> TwoModes:
     return two_modes(compute(cfg), n)
 
@@ -51,14 +51,14 @@ def _why_table(tm: TwoModes, layer: int, feature: int) -> pd.DataFrame:
     )
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def modes_view(cfg: InferenceConfig, n: int, layer: int, feature: int, _progress=None) -> ModesView:
     tm = modes(cfg, n, _progress=_progress)
     why = _why_table(tm, layer, feature) if not tm.errors else None
     return ModesView(errors=tm.errors, sentence=modes_verdict(tm, layer), why=why)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def modes_spec(cfg: InferenceConfig, n: int, layer: int) -> dict:
     hist = modes(cfg, n).hist
     chart = charts.histogram(hist[hist["layer"] == layer], x_title="BN output y (all units)", column="series")
@@ -77,7 +77,7 @@ class GapSpecs:
     by_step: dict  # the same on a fixed batch vs training step
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def gap_specs(cfg: InferenceConfig, layer: int) -> GapSpecs:
     """The recorded mean and max |y_train − y_eval| vs batch size, and vs training step."""
     run = compute(cfg)

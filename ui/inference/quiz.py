@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import streamlit as st
-
 from bn_core.experiments.inference import InferenceConfig, batch_of_one_errors, questions
 from bn_core.quiz import Question
+from ui.cache import cached
 from ui.inference.run import compute
 
 PAGE_ID = "inference"
 
 
-@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
+@cached(max_entries=24)
 def quiz_questions(cfg: InferenceConfig) -> tuple[Question, ...]:
     run = compute(cfg)
     return questions(run, batch_of_one_errors(run))

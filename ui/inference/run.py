@@ -23,6 +23,7 @@ from bn_core.experiments.inference import (
 )
 from bn_core.verdict import Verdict
 from ui import common
+from ui.cache import cached
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ class Overview:
         return self.gaps[layer - 1]
 
 
-@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
+@cached(max_entries=24)
 def compute(cfg: InferenceConfig, _progress=None) -> InferenceRun:
     return run_inference(cfg, progress=_progress)
 
 
 # A rerun unpickles a few kilobytes instead of the whole recorded run (2.7 MB), and the text is
 # not recomputed for each student.
-@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
+@cached(max_entries=24)
 def overview(cfg: InferenceConfig, _progress=None) -> Overview:
     """Trains the run on a cache miss (with the progress bar)."""
     trained = trainable_config(cfg)

@@ -26,6 +26,7 @@ from bn_core.experiments.multi_device import (
     verdicts,
 )
 from ui import common
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.multi_device.controls import STATE, controls, layer_control, stats_config, sweep_config, sweep_controls
 from ui.multi_device.figures import (
@@ -82,30 +83,30 @@ def guarded_launch(fn: Callable[..., Any], cfg: Any, progress: Callable[[float, 
         _LAUNCH_SLOT.release()
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute_stats(cfg: StatsConfig, _progress=None) -> StatsResult:
     return guarded_launch(run_stats, cfg, _progress)
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def compute_sweep(cfg: ReplicaSweepConfig, _progress=None) -> ReplicaSweepResult:
     return guarded_launch(run_replica_sweep, cfg, _progress)
 
 
 # Chart specs are cached too: building and validating the Altair charts cost more than
 # everything else in a rerun (switching the layer, or 30 students arriving at once).
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def stats_specs(cfg: StatsConfig, layer: int) -> tuple[tuple[dict, ...], ...]:
     return tuple(tuple(arrow_spec(c) for c in row) for row in stats_charts(compute_stats(cfg), layer))
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def cost_specs(cfg: StatsConfig) -> tuple[dict, dict]:
     result = compute_stats(cfg)
     return arrow_spec(volume_chart(result)), arrow_spec(time_chart(result))
 
 
-@st.cache_data(persist="disk", max_entries=8, show_spinner=False)
+@cached(max_entries=8)
 def replica_sweep_spec(cfg: ReplicaSweepConfig) -> dict:
     return arrow_spec(replica_sweep_chart(compute_sweep(cfg)))
 

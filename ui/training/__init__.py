@@ -38,6 +38,7 @@ from bn_core.experiments.training import (
 )
 from bn_core.quiz import Question
 from ui import common, widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.training.backends import INTRO as BACKEND_INTRO
 from ui.training.backends import backend_chart
@@ -93,22 +94,22 @@ __all__ = [
 # -- cached experiments ---------------------------------------------------------------
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def compute(cfg: ComparisonConfig, _progress=None) -> ComparisonResult:
     return run_comparison(cfg, _progress)
 
 
-@st.cache_data(persist="disk", max_entries=24, show_spinner=False)
+@cached(max_entries=24)
 def compute_grid(cfg: GridConfig, _progress=None) -> GridResult:
     return run_grid(cfg, _progress)
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute_backends(cfg: ComparisonConfig, _progress=None) -> BackendCheck:
     return run_backend_check(cfg, _progress)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def report(cfg: ComparisonConfig, target: float, layer: int, which: str) -> ComparisonReport:
     """The numbers, table, notes and verdicts of one view (pandas work worth ~40 ms per rerun uncached)."""
     return comparison_report(compute(cfg), target, layer, which)
@@ -117,12 +118,12 @@ def report(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Comp
 # -- cached views (building Altair charts costs more than the data) ------------------------
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def curves(cfg: ComparisonConfig, target: float, layer: int, which: str) -> CurvesView:
     return curves_view(compute(cfg).curves, report(cfg, target, layer, which))
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> BandsView:
     result = compute(cfg)
     frame = percentile_bands(result.layers, layer, which)
@@ -131,14 +132,14 @@ def bands(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Bands
     return BandsView(charts=charts, drift=report(cfg, target, layer, which).drift.text)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def hist_specs(cfg: ComparisonConfig, steps: tuple[int, ...], quantity: str) -> tuple[dict, ...]:
     """One histogram chart per trained net."""
     result = compute(cfg)
     return tuple(arrow_spec(hist_chart(result.hist, v, steps, quantity)) for v in result.trained)
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> LayersView:
     result, seen = compute(cfg), report(cfg, target, layer, which)
     records = result.layers
@@ -151,7 +152,7 @@ def layers(cfg: ComparisonConfig, target: float, layer: int, which: str) -> Laye
     )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def run_csv(cfg: ComparisonConfig) -> bytes:
     """Every record of the trained nets as CSV bytes (numbers only, no user text)."""
     result = compute(cfg)
@@ -159,12 +160,12 @@ def run_csv(cfg: ComparisonConfig) -> bytes:
     return pd.concat([curves_part, result.layers], ignore_index=True).to_csv(index=False).encode()
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def check_questions(cfg: ComparisonConfig, target: float, layer: int, which: str) -> tuple[Question, ...]:
     return questions(compute(cfg), report(cfg, target, layer, which))
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def grid_view(cfg: GridConfig, target: float) -> GridView:
     result = compute_grid(cfg)
     summary, title = grid_summary(result, target), GRIDS[cfg.axis].title
@@ -180,7 +181,7 @@ def grid_view(cfg: GridConfig, target: float) -> GridView:
     )
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def backend_spec(cfg: ComparisonConfig) -> dict:
     return arrow_spec(backend_chart(compute_backends(cfg).curves))
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-import streamlit as st
-
 from bn_core.experiments.why.debate import DebateSummary, debate, evidence
 from bn_core.experiments.why.ics import ICSConfig
 from bn_core.experiments.why.jacobian import JacobianConfig
 from bn_core.experiments.why.landscape import LandscapeConfig
 from bn_core.experiments.why.noisy import NoisyConfig
+from ui.cache import cached
 from ui.why import ics, jacobian, landscape, noisy
 from ui.why.shared import STATE
 
@@ -36,7 +35,7 @@ def _quiet(fn: Callable[..., T], cfg: object) -> T | None:
         return None
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner="Gathering what the tabs measured…")
+@cached(max_entries=64, show_spinner="Gathering what the tabs measured…")
 def _summary(
     noisy_cfg: NoisyConfig,
     layer: int,

@@ -14,6 +14,7 @@ import streamlit as st
 from bn_core.experiments.why.ics import ICSConfig, ICSResult, ics_frame, run_ics
 from bn_core.progress import Progress
 from ui import widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_lines
@@ -45,7 +46,7 @@ class ICSSpecs:
     l2: dict
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute(cfg: ICSConfig, _progress: Progress | None = None) -> ICSResult:
     return run_ics(cfg, _progress)
 
@@ -76,7 +77,7 @@ def controls() -> ICSConfig:
     return config()
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def specs(cfg: ICSConfig) -> ICSSpecs:
     ics = compute(cfg).ics
     return ICSSpecs(arrow_spec(chart(ics_frame(ics, "cos"), "cos")), arrow_spec(chart(ics_frame(ics, "l2"), "l2")))

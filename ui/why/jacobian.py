@@ -21,6 +21,7 @@ from bn_core.experiments.why.jacobian import (
 )
 from bn_core.progress import Progress
 from ui import widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_color, variant_lines
@@ -48,7 +49,7 @@ class JacobianSpecs:
     grads: dict
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute(cfg: JacobianConfig, _progress: Progress | None = None) -> JacobianResult:
     return run_jacobian(cfg, _progress)
 
@@ -81,7 +82,7 @@ def layer_control(cfg: JacobianConfig) -> int:
     return min(layer, cfg.depth)
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def specs(cfg: JacobianConfig, layer: int) -> JacobianSpecs:
     r = compute(cfg)
     hist, erased = sv_histogram(r.svals, layer)

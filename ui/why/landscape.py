@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import altair as alt
 import pandas as pd
-import streamlit as st
 
 from bn_core.experiments.why.landscape import BAND_METRICS, LandscapeConfig, LandscapeResult, band_frame, run_landscape
 from bn_core.progress import Progress
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.ics import net_controls
@@ -37,7 +37,7 @@ BAND_TITLES = {
 }
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute(cfg: LandscapeConfig, _progress: Progress | None = None) -> LandscapeResult:
     return run_landscape(cfg, _progress)
 
@@ -57,7 +57,7 @@ def controls() -> LandscapeConfig:
     return config()
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def specs(cfg: LandscapeConfig) -> tuple[dict, ...]:
     """The three band charts, in :data:`BAND_METRICS` order (loss, gradient change, β)."""
     bands = compute(cfg).bands

@@ -25,6 +25,7 @@ from bn_core.experiments.why.noisy import (
 )
 from bn_core.progress import Progress
 from ui import widgets
+from ui.cache import cached
 from ui.charts import arrow_spec
 from ui.sidebar import seed
 from ui.why.shared import STATE, variant_color, variant_lines
@@ -68,7 +69,7 @@ class NoisySpecs:
     loss: dict
 
 
-@st.cache_data(persist="disk", max_entries=16, show_spinner=False)
+@cached(max_entries=16)
 def compute(cfg: NoisyConfig, _progress: Progress | None = None) -> NoisyResult:
     return run_noisy(cfg, _progress)
 
@@ -101,7 +102,7 @@ def view_controls() -> tuple[int, str]:
     return int(STATE["layer"]), str(STATE["view"])
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def panel(cfg: NoisyConfig, layer: int, view: str) -> NoisyPanel:
     """The tab's sentences, table and CSV: cached, so a rerun of the class's view costs nothing here."""
     r = compute(cfg)
@@ -114,13 +115,13 @@ def panel(cfg: NoisyConfig, layer: int, view: str) -> NoisyPanel:
 # Chart specs are cached too: building and validating Altair charts costs more than a cache hit.
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def specs(cfg: NoisyConfig) -> NoisySpecs:
     curves = compute(cfg).curves
     return NoisySpecs(arrow_spec(accuracy_chart(accuracy_frame(curves))), arrow_spec(loss_chart(loss_frame(curves))))
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def dist_spec(cfg: NoisyConfig, layer: int, view: str) -> dict:
     return arrow_spec(distribution_chart(distribution_frame(compute(cfg).layers, layer, view), layer, view))
 

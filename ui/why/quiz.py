@@ -6,18 +6,17 @@ draws them.
 
 from __future__ import annotations
 
-import streamlit as st
-
 from bn_core.experiments.why.noisy import NoisyConfig
 from bn_core.experiments.why.quiz import questions as build
 from bn_core.experiments.why.scale import ScaleConfig
 from bn_core.quiz import Question
+from ui.cache import cached
 from ui.why import noisy, scale
 
 PAGE_ID = "why"
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def _questions(noisy_cfg: NoisyConfig, scale_cfg: ScaleConfig) -> tuple[Question, ...]:
     try:
         trained = noisy.compute(noisy_cfg)

@@ -26,6 +26,7 @@ from bn_core.experiments.why.weights import weight_chart_frames, weight_verdict
 from bn_core.progress import Progress
 from bn_core.verdict import Verdict
 from ui import widgets
+from ui.cache import cached
 from ui.charts import PALETTE, arrow_spec
 from ui.sidebar import seed
 from ui.why import noisy
@@ -79,7 +80,7 @@ class TrainingPanel:
     verdict: Verdict
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def compute(cfg: ScaleConfig, _progress: Progress | None = None) -> ScaleResult:
     return run_scale(cfg)
 
@@ -95,7 +96,7 @@ def controls() -> ScaleConfig:
     return config()
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def panel(cfg: ScaleConfig) -> ScalePanel:
     r = compute(cfg)
     rows = [(row.identity, row.manual, row.torch) for row in identity_rows(r)]
@@ -103,13 +104,13 @@ def panel(cfg: ScaleConfig) -> ScalePanel:
     return ScalePanel(table, scale_verdict(r), turn_verdict(r))
 
 
-@st.cache_data(persist="disk", max_entries=64, show_spinner=False)
+@cached(max_entries=64)
 def spec(cfg: ScaleConfig) -> dict:
     measured, laws = scale_law_frames(compute(cfg).sweep)
     return arrow_spec(law_chart(measured, laws, cfg.alpha))
 
 
-@st.cache_data(persist="disk", max_entries=32, show_spinner=False)
+@cached(max_entries=32)
 def training(cfg: NoisyConfig) -> TrainingPanel:
     r = noisy.compute(cfg)
     norms, turns = weight_chart_frames(r.weights)

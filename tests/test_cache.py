@@ -1,0 +1,63 @@
+"""ui.cache.cached: the per-process memo in front of st.cache_data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ui import cache
+
+
+@dataclass(frozen=True)
+class Cfg:
+    a: int
+    b: float = 0.5
+
+
+def _counted():
+    calls: list[tuple] = []
+
+    @cache.cached(max_entries=4)
+    def compute(cfg: Cfg, scale: float = 1.0, _progress=None) -> dict:
+        calls.append((cfg, scale))
+        return {"value": cfg.a * scale}
+
+    return compute, calls
+
+
+def test_a_hit_returns_the_same_object_without_calling_the_function():
+    compute, calls = _counted()
+    first = compute(Cfg(1))
+    assert compute(Cfg(1)) is first and calls == [(Cfg(1), 1.0)]
+    assert compute(Cfg(1), scale=2.0) == {"value": 2.0} and len(calls) == 2  # another key
+
+
+def test_underscore_arguments_are_not_part_of_the_key():
+    compute, calls = _counted()
+    compute(Cfg(2), _progress=lambda *a: None)
+    compute(Cfg(2), _progress=None)
+    assert len(calls) == 1
+
+
+def test_the_memo_is_bounded_and_least_recently_used_goes_first():
+    compute, calls = _counted()
+    for a in range(5):  # one more than max_entries (4) and than MEMO_ENTRIES allows here
+        compute(Cfg(10 + a))
+    assert [key[0][0] for key in cache._MEMOS[-1].items] == [Cfg(11), Cfg(12), Cfg(13), Cfg(14)]
+    calls.clear()
+    compute(Cfg(14))
+    assert calls == []  # still in the memo
+    cache.clear()
+    compute(Cfg(14))
+    assert calls == [(Cfg(14), 1.0)]  # clear() forgets the memo and st.cache_data
+
+
+def test_an_unhashable_argument_skips_the_memo():
+    calls: list[list] = []
+
+    @cache.cached(max_entries=4)
+    def total(values: list) -> float:
+        calls.append(values)
+        return float(sum(values))
+
+    assert total([1, 2]) == 3.0 and total([1, 2]) == 3.0
+    assert len(calls) == 1  # st.cache_data still hashes it by value

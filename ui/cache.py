@@ -1,0 +1,94 @@
+"""``cached``: ``st.cache_data`` persisted to disk, with the process's own memo in front.
+
+Every page reads its results from ``st.cache_data`` on every rerun of every session. A hit
+there still hashes the arguments and unpickles the stored value (a copy per caller), which
+was a sixth of a chart-heavy page's server CPU per session under 30 sessions (py-spy,
+docs/performance.md). The memo in front keeps the last few results of each function as
+Python objects, keyed by the arguments themselves (frozen dataclasses and plain values,
+which are hashable), so a hit costs one dict look-up.
+
+The rules that make sharing one object between sessions safe:
+
+* results are read, never changed, by the code that draws them (chart specs are copied
+  by Streamlit before it takes their datasets out; tables are copied by ``assign``);
+* underscore arguments (``_progress``) are not part of the key, as in ``st.cache_data``;
+* an argument that is not hashable skips the memo and goes to ``st.cache_data``;
+* ``clear()`` empties every memo and ``st.cache_data`` (tests that recompute from a link
+  call it); on disk, ``ui.prepare.drop_stale_disk_cache`` still drops results of older code.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+F = TypeVar("F", bound=Callable[..., Any])
+MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
+_MEMOS: list[_Memo] = []
+
+
+class _Memo:
+    """A small thread-safe LRU of one function's results."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock, self.items = size, threading.Lock(), OrderedDict()
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        with self.lock:
+            if key not in self.items:
+                return False, None
+            self.items.move_to_end(key)
+            return True, self.items[key]
+
+    def put(self, key: Any, value: Any) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], F]:
+    """``@st.cache_data(persist="disk", max_entries=..., show_spinner=...)`` behind a per-process memo."""
+
+    def decorate(fn: F) -> F:
+        data_fn = st.cache_data(persist="disk", max_entries=max_entries, show_spinner=show_spinner)(fn)
+        memo = _Memo(min(max_entries, MEMO_ENTRIES))
+        _MEMOS.append(memo)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = (args, tuple(sorted((k, v) for k, v in kwargs.items() if not k.startswith("_"))))
+            try:
+                found, value = memo.get(key)
+            except TypeError:  # an unhashable argument: st.cache_data hashes it by value
+                return data_fn(*args, **kwargs)
+            if found:
+                return value
+            value = data_fn(*args, **kwargs)
+            memo.put(key, value)
+            return value
+
+        def clear_one() -> None:
+            with memo.lock:
+                memo.items.clear()
+            data_fn.clear()
+
+        wrapper.clear = clear_one  # type: ignore[attr-defined]
+        wrapper.__memo_of__ = data_fn  # type: ignore[attr-defined]  # the st.cache_data function behind it
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def clear() -> None:
+    """Forget every result: every memo of this process, and ``st.cache_data`` in memory and on disk."""
+    for memo in _MEMOS:
+        with memo.lock:
+            memo.items.clear()
+    st.cache_data.clear()
