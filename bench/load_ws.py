@@ -14,8 +14,8 @@ for it what it does for a browser, and nothing more:
   and it sends back the query string the page last set.
 
 Left out: the page's HTML and static JavaScript (163 files, about 5.7 MB, served once
-per browser and then cached for a year, ``bench.bench_app``'s ``static_first_visit``
-entry measures them), and the browser's drawing.
+per browser and then cached for a year; docs/load.md gives their cost, measured once by
+hand, since no benchmark entry measures it), and the browser's drawing.
 
 Time to rendered: from sending ``rerun_script`` until ``script_finished`` (finished
 successfully) of the run it started. The page counts as rendered when that run drew

@@ -45,6 +45,10 @@ class _Memo:
             self.items.move_to_end(key)
             return True, self.items[key]
 
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
     def put(self, key: Any, value: Any) -> None:
         with self.lock:
             self.items[key] = value
@@ -75,8 +79,7 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
             return value
 
         def clear_one() -> None:
-            with memo.lock:
-                memo.items.clear()
+            memo.clear()
             data_fn.clear()
 
         wrapper.clear = clear_one  # type: ignore[attr-defined]
@@ -89,6 +92,5 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
 def clear() -> None:
     """Forget every result: every memo of this process, and ``st.cache_data`` in memory and on disk."""
     for memo in _MEMOS:
-        with memo.lock:
-            memo.items.clear()
+        memo.clear()
     st.cache_data.clear()

@@ -28,6 +28,7 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         ui.bn_controls()
         cfg = ui.config(csv, len(columns))
         result = common.run(ui.compute, cfg, label="Normalizing…")
+        tables = ui.tables(cfg, i) if result is not None else None
 
     with common.section(f"3 · The four steps for feature `{columns[j]}`, example {i}"):
         common.need(result)
@@ -40,15 +41,14 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
 
     with common.section("4 · The whole batch"):
         common.need(result)
-        shown = ui.tables(cfg, i)
-        st.dataframe(shown.batch, height=260, hide_index=True, column_config=shown.batch_config)
-        st.dataframe(result.stats, hide_index=True, column_config=shown.stats)
+        st.dataframe(tables.batch, height=260, hide_index=True, column_config=tables.batch_config)
+        st.dataframe(result.stats, hide_index=True, column_config=tables.stats)
         common.download_csv(result.table, "batchnorm_steps.csv", "Download the table (CSV)", icon=":material/download:")
 
     with common.section("5 · Manual vs torch"):
         common.need(result)
         st.markdown(f"The same batch through the other backend, on `{result.device}` in `{result.dtype}`:")
-        st.dataframe(result.backends, hide_index=True, column_config=ui.tables(cfg, i).backends)
+        st.dataframe(result.backends, hide_index=True, column_config=tables.backends)
 
     with common.section("6 · Which values share a mean and variance?"):
         widgets.number(ui.STATE, "G", "Groups G for group norm (must divide C = 6)")
@@ -65,9 +65,8 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         st.markdown("For L = Σ w·y with random w (so ∂L/∂y = w), both hand-written backwards against autograd:")
         st.latex(ui.BACKWARD_TEX)
         left, right = st.columns(2)
-        shown = ui.tables(cfg, i)
-        left.dataframe(result.backward, hide_index=True, column_config=shown.backward)
-        right.dataframe(result.grads, hide_index=True, column_config=shown.grads)
+        left.dataframe(result.backward, hide_index=True, column_config=tables.backward)
+        right.dataframe(result.grads, hide_index=True, column_config=tables.grads)
 
     common.takeaway(
         "BN makes each feature's batch mean 0 and variance 1 (as long as σ²_B is large next to ε), then γ and β "

@@ -43,6 +43,7 @@ from ui.charts import arrow_spec
 from ui.training.backends import INTRO as BACKEND_INTRO
 from ui.training.backends import backend_chart
 from ui.training.controls import (
+    GRID_TABS,
     PRESETS,
     STATE,
     ViewSettings,
@@ -194,9 +195,6 @@ def render_side_by_side(specs: tuple[dict, ...]) -> None:
     for column, spec in zip(st.columns(len(specs)), specs, strict=True):
         with column:
             common.chart(spec)
-
-
-GRID_TABS = {"Learning rate": "lr", "Init scale": "init_scale", "Depth": "depth"}
 
 
 def grid_tabs() -> list[tuple[Any, str]]:

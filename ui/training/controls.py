@@ -25,6 +25,7 @@ WIDTH_CHOICES = (8.0, 16.0, 32.0, 64.0, 100.0, 128.0, 256.0)
 TARGET_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97)
 GRID_STEPS_CHOICES = (100.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0)
 DEFAULTS = ComparisonConfig()
+GRID_TABS = {"Learning rate": "lr", "Init scale": "init_scale", "Depth": "depth"}  # section 5's tabs → grid axis
 NAMES = {
     "arch": {"mlp": "MLP (fully connected)", "cnn": "small CNN (BatchNorm2d)"},
     "opt": {"sgd": "SGD", "momentum": "SGD + momentum 0.9", "adam": "Adam"},
@@ -110,7 +111,7 @@ STATE = PageState(
         Field("hist", "pre", "choice", choices=("pre", "act"), label="histogram of"),
         Field("seeds", 3, "int", 1, 5, label="seeds per grid cell"),
         Field("gsteps", 300.0, "float", 100, 1000, choices=GRID_STEPS_CHOICES, label="grid steps"),
-        Field("grid", "Learning rate", "choice", choices=("Learning rate", "Init scale", "Depth"), label="grid tab"),
+        Field("grid", "Learning rate", "choice", choices=tuple(GRID_TABS), label="grid tab"),
         Field("lr_grid", False, "bool", label="learning-rate grid"),
         Field("init_grid", False, "bool", label="init-scale grid"),
         Field("depth_grid", False, "bool", label="depth grid"),
