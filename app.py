@@ -36,8 +36,9 @@ _start_process()
 present.base_css()
 pages = {p.path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0)
          for i, p in enumerate(nav.PAGES)}  # fmt: skip
-aliases = [st.Page(sidebar.hand_over(pages[path]), title=name, url_path=name) for name, path in nav.ALIASES.items()]
-current = st.navigation([*pages.values(), *aliases], position="hidden")
-for notice in sidebar.render(pages.values()):
+aliases = [st.Page(sidebar.hand_over(pages[path]), title=name, url_path=name, visibility="hidden")
+           for name, path in nav.ALIASES.items()]  # fmt: skip
+current = st.navigation([*pages.values(), *aliases], position="sidebar")  # the menu: one message, not a link each
+for notice in sidebar.render():
     st.warning(notice, icon=":material/link:")
 current.run()

@@ -1,8 +1,8 @@
-"""The sidebar every page shares: device badge, torch version, global seed, links."""
+"""The sidebar every page shares, below the router's page menu: device badge, torch version, global seed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -29,17 +29,15 @@ def hand_over(target: st.Page) -> Callable[[], None]:
     return alias
 
 
-def render(pages: Iterable[st.Page]) -> list[str]:
-    """Draw the shared sidebar (navigation, device, seed, live class); return notices about the URL's global keys."""
+def render() -> list[str]:
+    """Draw the shared sidebar below the router's menu (device, seed, live class); return notices about the
+    URL's global keys."""
     import torch
 
     from bn_core.device import device_label, pick_device
 
     notices = GLOBAL.load(report_unknown=False)
     with st.sidebar:
-        for page in pages:
-            st.page_link(page, label=page.title, icon=page.icon, width="stretch")
-        st.divider()
         device = pick_device()
         badge = ":material/memory:" if device.type in ("cuda", "mps") else ":material/computer:"
         st.markdown(f"**Device** {badge} `{device_label(device)}`  \n**torch** `{torch.__version__}`")

@@ -27,7 +27,7 @@ def _open_first(browser, path: str):
         facts = {
             "h1": page.locator("h1").first.inner_text(),
             "sidebar": page.locator("[data-testid=stSidebar]").get_by_label("Global seed", exact=True).input_value(),
-            "nav": page.locator("[data-testid=stSidebar] [data-testid=stPageLink]").count(),
+            "nav": page.locator("[data-testid=stSidebar] [data-testid=stSidebarNavLink]").count(),
             "not_found": page.get_by_text("Page not found").count(),
             "exceptions": page.locator("[data-testid=stException]").count(),
             "params": url_params(page),
