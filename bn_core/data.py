@@ -37,6 +37,7 @@ __all__ = [
     "DataConfig",
     "DataSplit",
     "load_dataset",
+    "train_size",
     "ill_scale_factors",
     "MAX_ILL_SCALE",
 ]
@@ -463,6 +464,13 @@ def load_dataset(cfg: DataConfig) -> DataSplit:
         name=cfg.name,
         feature_scales=tuple(float(s) for s in scales) if cfg.ill_scaled else None,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def train_size(cfg: DataConfig) -> int:
+    """How many training examples ``load_dataset(cfg)`` gives; remembered per config, since a page checks
+    its controls against it on every rerun of every session (``DataConfig`` is frozen, so hashable)."""
+    return len(load_dataset(cfg).y_train)
 
 
 DIGITS = DataConfig("digits")  # the handwritten digits at their fixed split (data seed 0): every page trains on it

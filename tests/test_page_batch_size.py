@@ -123,7 +123,7 @@ def test_remedies_are_switches_on_the_same_chart():
     _button(at, "Train the networks").click().run()
     assert_clean(at)
     assert len(charts(at)) == 3
-    remedies = " ".join(md.value for md in at.markdown if md.value.startswith("- **"))
+    remedies = " ".join(md.value for md in at.markdown if md.value.startswith("- "))
     for phrase in ("**Batch Renorm**", "r_max = 2", "**BN (train-mode test)**", "Ghost BN"):
         assert phrase in remedies
     series = {row["series"] for row in chart_tables(charts(at)[2])[0].to_pylist()}

@@ -65,9 +65,12 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
         memo = _Memo(min(max_entries, MEMO_ENTRIES))
         _MEMOS.append(memo)
 
+        def key_of(args: tuple, kwargs: dict) -> tuple:
+            return args, tuple(sorted((k, v) for k, v in kwargs.items() if not k.startswith("_")))
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = (args, tuple(sorted((k, v) for k, v in kwargs.items() if not k.startswith("_"))))
+            key = key_of(args, kwargs)
             try:
                 found, value = memo.get(key)
             except TypeError:  # an unhashable argument: st.cache_data hashes it by value
@@ -78,11 +81,19 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
             memo.put(key, value)
             return value
 
+        def peek(*args: Any, **kwargs: Any) -> tuple[bool, Any]:
+            """``(True, result)`` when the memo holds this call's result, else ``(False, None)``; computes nothing."""
+            try:
+                return memo.get(key_of(args, kwargs))
+            except TypeError:
+                return False, None
+
         def clear_one() -> None:
             memo.clear()
             data_fn.clear()
 
         wrapper.clear = clear_one  # type: ignore[attr-defined]
+        wrapper.peek = peek  # type: ignore[attr-defined]
         wrapper.__memo_of__ = data_fn  # type: ignore[attr-defined]  # the st.cache_data function behind it
         return wrapper  # type: ignore[return-value]
 

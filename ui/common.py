@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.dataframe_util import convert_pandas_df_to_arrow_table
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
 from bn_core.progress import Progress
@@ -54,11 +56,11 @@ def page(ps: PageState, title: str, intro: str) -> Iterator[None]:
     """Title, intro, link notices and the share box around a page body."""
     notices = ps.load(known_elsewhere=GLOBAL.keys)
     present.start(title)
-    head, share, show = st.columns([6, 1, 1], vertical_alignment="bottom")
-    head.title(title)
-    share_box = share.empty()
-    if not present.presenting():
-        show.button("Present", icon=":material/slideshow:", on_click=_start_presenting, help=PRESENT_HELP)
+    with st.container(horizontal=True, vertical_alignment="bottom"):  # one layout block, not four
+        st.title(title, width="stretch")
+        share_box = st.empty()
+        if not present.presenting():
+            st.button("Present", icon=":material/slideshow:", on_click=_start_presenting, help=PRESENT_HELP)
     for text in notices:
         st.warning(text, icon=":material/link:")
     with present.open_slide("Introduction"):
@@ -140,6 +142,9 @@ def run(fn: Callable[..., T], *args: Any, label: str = "Computing…", **kwargs:
     A ``ValueError`` carries a message meant for the user (bad combination of
     controls); anything else is logged and reported generically.
     """
+    found, result = getattr(fn, "peek", _not_held)(*args, **kwargs)
+    if found:  # already computed in this process: no bar to draw and take away (two messages per rerun)
+        return result
     bar = st.progress(0.0, text=label)
     try:
         return fn(*args, _progress=_progress_callback(bar, label), **kwargs)
@@ -151,6 +156,10 @@ def run(fn: Callable[..., T], *args: Any, label: str = "Computing…", **kwargs:
     finally:
         bar.empty()
     return None
+
+
+def _not_held(*args: Any, **kwargs: Any) -> tuple[bool, None]:
+    return False, None
 
 
 def show_issues(issues: Sequence[Any]) -> None:
@@ -190,6 +199,29 @@ def number_config(df: pd.DataFrame, decimals: int = 4) -> dict:
             continue
         config[name] = st.column_config.NumberColumn(format="%.3e" if odd else f"%.{decimals}f")
     return config
+
+
+_ARROW: dict[int, tuple[weakref.ref, Any]] = {}  # id(frame) → (the frame, its Arrow table)
+
+
+def arrow(df: pd.DataFrame) -> Any:
+    """The ``pyarrow.Table`` Streamlit would make of ``df`` (index and all), made once per frame object.
+
+    ``st.dataframe`` converts a pandas frame to Arrow on every rerun of every session; a frame that
+    comes from a cached result is the same object on every rerun, so its table is remembered for as
+    long as the frame lives (checked by identity, never by value)."""
+    hit = _ARROW.get(id(df))
+    if hit is not None and hit[0]() is df:
+        return hit[1]
+    table = convert_pandas_df_to_arrow_table(df)
+    _ARROW[id(df)] = (weakref.ref(df), table)
+    weakref.finalize(df, _ARROW.pop, id(df), None)
+    return table
+
+
+def dataframe(df: pd.DataFrame, where: Any = st, **kw: Any) -> None:
+    """``st.dataframe`` of a pandas frame, through :func:`arrow`."""
+    where.dataframe(arrow(df), **kw)
 
 
 def formats(df: pd.DataFrame, fmt: str, **per_column: str) -> dict:

@@ -13,6 +13,7 @@ change costs no recomputation.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import streamlit as st
@@ -58,14 +59,17 @@ def start(title: str) -> None:
 
 
 def open_slide(title: str | None) -> Any:
-    """The container of the next section, numbered in page order. Inside an open slide (a takeaway
-    drawn within a section, say) it is a plain container: part of that slide, not a new one."""
+    """What the next section is drawn in, numbered in page order: in presenter view a container
+    keyed by its number (which ``finish`` hides unless it is the current slide); otherwise, and
+    inside an open slide (a takeaway drawn within a section, say), the place it already is."""
     deck = st.session_state.setdefault(_DECK, _new_deck())
     deck["depth"] += 1
     if deck["depth"] > 1:
-        return st.container()
+        return contextlib.nullcontext()
     deck["open"] = len(deck["titles"])
     deck["titles"].append(title or "")
+    if not presenting():  # a slide's container only serves to hide it: one layout message less per section
+        return contextlib.nullcontext()
     return st.container(key=f"{SLIDE_KEY}{deck['open']}")
 
 

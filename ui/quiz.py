@@ -27,11 +27,11 @@ def answer_key(page: str, q: Question) -> str:
 
 
 def _ask(page: str, i: int, q: Question) -> str | float | None:
-    st.markdown(f"**{i}.** {q.prompt}")
-    key = answer_key(page, q)
+    """The answer box, labelled with the question itself (one element, not a heading and a box)."""
+    label, key = f"**{i}.** {q.prompt}", answer_key(page, q)
     if q.kind == "choice":
-        return st.radio("Your answer", q.options, index=None, key=key, label_visibility="collapsed")
-    return st.number_input("Your answer", value=None, format="%g", step=None, key=key, placeholder="a number")
+        return st.radio(label, q.options, index=None, key=key)
+    return st.number_input(label, value=None, format="%g", step=None, key=key, placeholder="your answer: a number")
 
 
 def _feedback(q: Question, given: str | float | None) -> bool | None:
@@ -67,9 +67,8 @@ def _questions(page: str, questions: Sequence[Question], classroom) -> dict[str,
     )
     given: dict[str, str | float | None] = {}
     for i, q in enumerate(questions, start=1):
-        with st.container(border=True):
-            given[q.key] = _ask(page, i, q)
-            right = _feedback(q, given[q.key])
+        given[q.key] = _ask(page, i, q)
+        right = _feedback(q, given[q.key])
         if right is not None:
             classroom.send(page, q, given[q.key])
     return given

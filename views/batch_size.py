@@ -16,7 +16,7 @@ hurts: training sees one normalization, inference another. Everything below is c
 DOWNLOAD = ":material/download:"
 
 with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
-    one = ui.compute_one(seed())
+    shown = ui.one_shown(seed())
     noise_cfg = ui.noise_config()
     noise = common.run(ui.compute_noise, noise_cfg, label="Sampling batches…")
     sweep = sweep_cfg = None
@@ -29,9 +29,11 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
         st.latex(ui.FORMULA)
         left, right = st.columns([3, 1])
         common.chart(spread_spec, where=left)
-        right.dataframe(noise.population, hide_index=True)
-        st.markdown(f"{told.falls} {told.theory.text} {told.halving.text}")
-        st.markdown("**The same example, in different batches.** Its x̂ across the sampled batches of each size:")
+        common.dataframe(noise.population, where=right, hide_index=True)
+        st.markdown(
+            f"{told.falls} {told.theory.text} {told.halving.text}\n\n"
+            "**The same example, in different batches.** Its x̂ across the sampled batches of each size:"
+        )
         common.chart(jitter_spec)
         st.markdown(told.jitter.text)
         st.caption(ui.JITTER_CAPTION)
@@ -65,25 +67,23 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
         left, right = st.columns([3, 1])
         common.chart(ui.sweep_spec(cfg, train_mode), where=left)
         right.markdown("**Wu & He 2018** (ResNet-50, ImageNet), error % vs images per GPU:")
-        right.dataframe(ui.paper_table(), hide_index=True)
+        common.dataframe(ui.paper_table(), where=right, hide_index=True)
         st.markdown(" ".join(v.text for v in (said.bn, *said.batch_free)))
         st.caption(ui.SWEEP_CAPTION)
-        st.dataframe(ui.sweep_table(sweep, train_mode))
+        common.dataframe(ui.sweep_table(sweep, train_mode))
         common.download_csv(sweep.runs, "batch_size_sweep.csv", "Download every run (CSV)", icon=DOWNLOAD)
 
     with common.section("3 · Remedies, each a switch on the chart above"):
         st.markdown(ui.REMEDIES_TEXT)
         common.need(sweep)
-        for verdict in ui.sweep_told(sweep_cfg).remedies:
-            st.markdown(f"- {verdict.text}")
+        st.markdown("\n".join(f"- {verdict.text}" for verdict in ui.sweep_told(sweep_cfg).remedies))
 
     with common.section("4 · A batch of one"):
         st.markdown("One example, train mode: what each implementation says (real caught exceptions):")
-        st.table(ui.outcomes_table(one))
-        st.markdown(ex.one_verdict(one).text)
-        table = ui.functional_table(one)
-        st.dataframe(table, hide_index=True, column_config=common.formats(table, "%.3g"))
-        st.caption(ui.one_note(one))
+        st.table(common.arrow(shown.outcomes))
+        st.markdown(shown.verdict)
+        common.dataframe(shown.functional, hide_index=True, column_config=shown.functional_columns)
+        st.caption(shown.note)
 
     with common.section("5 · Non-i.i.d. batches"):
         niid_cfg = ui.non_iid_config()

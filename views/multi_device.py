@@ -44,7 +44,7 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
         common.need(result)
         st.markdown(verdicts.equivalence_verdict(result).text)
         table = ui.equivalence_table(result)
-        st.dataframe(table, column_config=common.formats(table, "%.1e"))
+        common.dataframe(table, column_config=common.formats(table, "%.1e"))
         if result.torch_sync_note:
             st.caption(
                 f"Why hand-written: on this machine `nn.SyncBatchNorm` said *{result.torch_sync_note}*. "
@@ -64,7 +64,7 @@ with common.page(ui.STATE, "Multi-device BN", INTRO):
         common.chart(ui.replica_sweep_spec(sweep_cfg))
         st.markdown(verdicts.sweep_verdict(sweep).text)
         table = ui.replica_sweep_table(sweep)
-        st.dataframe(table, column_config=common.formats(table, "%.3f", lr="%.4f"))
+        common.dataframe(table, column_config=common.formats(table, "%.3f", lr="%.4f"))
         st.caption(ui.SWEEP_NOTE)
         common.download_csv(
             sweep.accuracy, "multi_device_sweep.csv", "Download the accuracies (CSV)", icon=":material/download:"

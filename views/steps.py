@@ -41,14 +41,14 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
 
     with common.section("4 · The whole batch"):
         common.need(result)
-        st.dataframe(tables.batch, height=260, hide_index=True, column_config=tables.batch_config)
-        st.dataframe(result.stats, hide_index=True, column_config=tables.stats)
+        common.dataframe(tables.batch, height=260, hide_index=True, column_config=tables.batch_config)
+        common.dataframe(result.stats, hide_index=True, column_config=tables.stats)
         common.download_csv(result.table, "batchnorm_steps.csv", "Download the table (CSV)", icon=":material/download:")
 
     with common.section("5 · Manual vs torch"):
         common.need(result)
         st.markdown(f"The same batch through the other backend, on `{result.device}` in `{result.dtype}`:")
-        st.dataframe(result.backends, hide_index=True, column_config=tables.backends)
+        common.dataframe(result.backends, hide_index=True, column_config=tables.backends)
 
     with common.section("6 · Which values share a mean and variance?"):
         widgets.number(ui.STATE, "G", "Groups G for group norm (must divide C = 6)")
@@ -58,15 +58,15 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         for column, spec in zip(st.columns(len(norms_specs)), norms_specs, strict=True):
             with column:
                 common.chart(spec)
-        st.dataframe(norms_summary)
+        common.dataframe(norms_summary)
 
     with common.section("7 · Backward: the hand-written gradient vs autograd"):
         common.need(result)
         st.markdown("For L = Σ w·y with random w (so ∂L/∂y = w), both hand-written backwards against autograd:")
         st.latex(ui.BACKWARD_TEX)
         left, right = st.columns(2)
-        left.dataframe(result.backward, hide_index=True, column_config=tables.backward)
-        right.dataframe(result.grads, hide_index=True, column_config=tables.grads)
+        common.dataframe(result.backward, where=left, hide_index=True, column_config=tables.backward)
+        common.dataframe(result.grads, where=right, hide_index=True, column_config=tables.grads)
 
     common.takeaway(
         "BN makes each feature's batch mean 0 and variance 1 (as long as σ²_B is large next to ε), then γ and β "

@@ -48,7 +48,7 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
         ui.render_side_by_side(layers.saturation)
         st.markdown(layers.text)
         st.caption(ui.LAYERS_CAPTION)
-        st.dataframe(layers.table, hide_index=True, column_config=ui.SUMMARY_COLUMNS)
+        common.dataframe(layers.table, hide_index=True, column_config=ui.SUMMARY_COLUMNS)
         common.download_csv(
             ui.run_csv(cfg), "training_comparison.csv", "Download every record (CSV)", icon=":material/download:"
         )

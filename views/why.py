@@ -28,7 +28,7 @@ with common.page(ui.STATE, "Why BN Works", ui.INTRO):
             st.caption(noisy.DIST_CAPTION)
             panel = noisy.panel(cfg, layer, view)
             st.markdown(f"{panel.view.training.text} {panel.view.stability.text}")
-            st.dataframe(panel.table, hide_index=True, column_config=noisy.COLUMNS)
+            common.dataframe(panel.table, hide_index=True, column_config=noisy.COLUMNS)
             common.download_csv(panel.csv, "why_noisy_bn_layers.csv", "Download the layer records (CSV)", icon=DOWNLOAD)
             common.takeaway(panel.view.takeaway.text)
             common.try_this(*noisy.TRY)
@@ -72,7 +72,7 @@ with common.page(ui.STATE, "Why BN Works", ui.INTRO):
             cfg = scale.controls()
             common.need(common.run(scale.compute, cfg, label="Scaling the weights…"))
             checks = scale.panel(cfg)
-            st.dataframe(checks.table, hide_index=True, column_config=scale.ERROR_COLUMNS)
+            common.dataframe(checks.table, hide_index=True, column_config=scale.ERROR_COLUMNS)
             st.markdown(f"{checks.identities.text} {checks.turn.text}")
             common.chart(scale.spec(cfg))
 

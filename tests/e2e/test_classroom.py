@@ -33,7 +33,7 @@ def _student(browser, url: str, code: str, answer: float):
     page.get_by_role("button", name="Join").click()
     settle(page, min_charts=3)
     assert page.get_by_text(f"You joined class {code}").count() == 1
-    box = page.get_by_label("Your answer").first  # question 1: σ²_B of feature f0
+    box = page.get_by_placeholder("your answer: a number").first  # question 1: σ²_B of feature f0
     box.fill(f"{answer:.6g}")
     box.press("Enter")
     settle(page, min_charts=3)

@@ -35,7 +35,7 @@ from bn_core.verdict import Verdict
 from ui.batch_size.jobs import finished, mark_finished, request, wants
 from ui.batch_size.noise import FORMULA, JITTER_CAPTION, jitter_chart, noise_config, noise_controls, spread_chart
 from ui.batch_size.non_iid import non_iid_chart, non_iid_config, non_iid_controls, non_iid_text
-from ui.batch_size.one import functional_table, one_note, outcomes_table
+from ui.batch_size.one import OneView, functional_table, one_note, one_view, outcomes_table
 from ui.batch_size.state import STATE
 from ui.batch_size.sweep import (
     REMEDIES_TEXT,
@@ -65,6 +65,7 @@ __all__ = [
     "compute_non_iid",
     "non_iid_spec",
     "compute_one",
+    "one_shown",
     "noise_told",
     "sweep_told",
     "closing",
@@ -128,6 +129,12 @@ def non_iid_spec(cfg: NonIIDConfig) -> dict:
 @cached(max_entries=16)
 def compute_one(seed: int) -> BatchOfOneResult:
     return run_batch_of_one(seed)
+
+
+@cached(max_entries=16)
+def one_shown(seed: int) -> OneView:
+    """Section 4's tables and sentences: pandas work done once per seed, not on every rerun."""
+    return one_view(compute_one(seed))
 
 
 # The sentences and questions are cached with their results: a student's rerun then costs no pandas work.

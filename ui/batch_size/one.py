@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
-from bn_core.experiments.batch_size import BatchOfOneResult
+from bn_core.experiments.batch_size import BatchOfOneResult, one_verdict
+from ui import common
 
-__all__ = ["outcomes_table", "functional_table", "one_note"]
+__all__ = ["OneView", "one_view", "outcomes_table", "functional_table", "one_note"]
 
 
 def one_note(r: BatchOfOneResult) -> str:
@@ -25,3 +28,19 @@ def outcomes_table(r: BatchOfOneResult) -> pd.DataFrame:
 
 def functional_table(r: BatchOfOneResult) -> pd.DataFrame:
     return r.functional
+
+
+@dataclass(frozen=True)
+class OneView:
+    """What section 4 draws, made once per result (cached by ``ui.batch_size.one_shown``)."""
+
+    outcomes: pd.DataFrame
+    verdict: str
+    functional: pd.DataFrame
+    functional_columns: dict
+    note: str
+
+
+def one_view(r: BatchOfOneResult) -> OneView:
+    table = functional_table(r)
+    return OneView(outcomes_table(r), one_verdict(r).text, table, common.formats(table, "%.3g"), one_note(r))

@@ -75,28 +75,24 @@ class CheckedSweep:
 def sweep_controls() -> None:
     """Preset, training settings and the curve switches. A change waits for a click to train (unless cached)."""
     widgets.preset_picker(STATE)
-    a, b, c, d = st.columns(4)
+    a, b, c, d = st.columns(4)  # one layout block: every column is a message on every rerun of every session
     widgets.grid_slider(STATE, "b_min", "Smallest batch B", fmt="{:.0f}", where=a)
-    widgets.grid_slider(STATE, "b_max", "Largest batch B", fmt="{:.0f}", where=b)
-    widgets.slider(STATE, "seeds", "Seeds per point", where=c, help="Seeds s, s+1, … from the global seed s")
-    widgets.grid_slider(STATE, "epochs", "Epochs (every B)", fmt="{:g}", where=d)
-    a, b, c, d = st.columns(4)
     widgets.grid_slider(STATE, "lr", "Learning rate at B = 32", fmt="{:g}", where=a)
+    widgets.grid_slider(STATE, "b_max", "Largest batch B", fmt="{:.0f}", where=b)
     rule_help = "linear: lr × B/32 at batch B (Goyal et al. 2017); constant: the same lr at every B"
     widgets.choice(STATE, "lr_rule", "Learning-rate rule", style="radio", where=b, help=rule_help)
+    widgets.slider(STATE, "seeds", "Seeds per point", where=c, help="Seeds s, s+1, … from the global seed s")
     widgets.choice(STATE, "width", "Hidden units per layer", where=c)
+    widgets.grid_slider(STATE, "epochs", "Epochs (every B)", fmt="{:g}", where=d)
     widgets.number(STATE, "G", "Groups G (group norm)", where=d)
     st.markdown("**Curves on the chart** (BN is always on)")
-    for col, (name, label) in zip(st.columns(3), SWITCHES[:3], strict=True):
-        widgets.toggle(STATE, name, label, where=col)
-    for col, (name, label) in zip(st.columns(3), SWITCHES[3:], strict=True):
-        widgets.toggle(STATE, name, label, where=col)
+    plain, ghost, renorm = st.columns(3)  # each remedy's settings under its switch
+    for name, label in SWITCHES:
+        widgets.toggle(STATE, name, label, where={"ghost": ghost, "renorm": renorm}.get(name, plain))
     # Always drawn (disabled when unused), so the controls keep their place and their value.
-    a, b, c = st.columns(3)
-    widgets.number(STATE, "g", "Ghost BN: ghost batch g", where=a, disabled=not STATE["ghost"])
-    widgets.slider(STATE, "r_max", "Batch Renorm: r_max", step=0.1, where=b, disabled=not STATE["renorm"])
-    widgets.slider(STATE, "d_max", "Batch Renorm: d_max", step=0.1, where=c, disabled=not STATE["renorm"])
-
+    widgets.number(STATE, "g", "Ghost BN: ghost batch g", where=ghost, disabled=not STATE["ghost"])
+    widgets.slider(STATE, "r_max", "Batch Renorm: r_max", step=0.1, where=renorm, disabled=not STATE["renorm"])
+    widgets.slider(STATE, "d_max", "Batch Renorm: d_max", step=0.1, where=renorm, disabled=not STATE["renorm"])
 
 def _batch_sizes() -> tuple[int, ...]:
     lo, hi = int(STATE["b_min"]), int(STATE["b_max"])

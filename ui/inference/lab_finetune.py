@@ -13,6 +13,7 @@ from bn_core.experiments.inference import (
     finetune_lab,
     finetune_verdict,
 )
+from bn_core.verdict import Verdict
 from ui import common
 from ui.cache import cached
 from ui.charts import arrow_spec
@@ -39,11 +40,17 @@ def finetune_spec(cfg: InferenceConfig) -> dict:
     return arrow_spec(two_panels(finetune(cfg).trace, "step", "variant", titles, "fine-tuning step"))
 
 
+@cached(max_entries=16)
+def finetune_told(cfg: InferenceConfig) -> Verdict:
+    """The lab's verdict, cached with its result: a rerun costs no pandas work."""
+    return finetune_verdict(finetune(cfg))
+
+
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(finetune, cfg, label="Fine-tuning a new head…")
     if r is None:
         return None
     common.chart(finetune_spec(cfg))
-    st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
-    st.warning(finetune_verdict(r).text, icon=":material/balance:")
+    common.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
+    st.warning(finetune_told(cfg).text, icon=":material/balance:")
     return r.trace

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from bn_core.experiments.inference import ForgotEvalResult, InferenceConfig, forgot_eval_lab, forgot_verdict
+from bn_core.verdict import Verdict
 from ui import charts, common
 from ui.cache import cached
 from ui.charts import arrow_spec
@@ -32,6 +33,12 @@ def forgot_spec(cfg: InferenceConfig) -> dict:
     return arrow_spec(chart.encode(x=log2_x("batch_size", "prediction batch size (log scale)")).properties(height=240))
 
 
+@cached(max_entries=16)
+def forgot_told(cfg: InferenceConfig) -> Verdict:
+    """The lab's verdict, cached with its result: a rerun costs no pandas work."""
+    return forgot_verdict(forgot(cfg))
+
+
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(forgot, cfg, label="Predicting in train and eval mode…")
     if r is None:
@@ -39,5 +46,5 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     for e in r.errors:
         st.code(f"{e.impl}, train mode, batch of 1:\n{e.text}", language=None, wrap_lines=True)
     common.chart(forgot_spec(cfg))
-    st.warning(forgot_verdict(r).text, icon=":material/balance:")
+    st.warning(forgot_told(cfg).text, icon=":material/balance:")
     return r.accuracy

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, LagResult, lag_lab, lag_verdict
+from bn_core.verdict import Verdict
 from ui import charts, common, widgets
 from ui.cache import cached
 from ui.charts import arrow_spec
@@ -56,6 +57,12 @@ def lag_spec(cfg: InferenceConfig, lag_lr: float) -> dict:
     return arrow_spec(alt.hconcat(_accuracy_panel(trace), right).resolve_scale(color="shared"))
 
 
+@cached(max_entries=16)
+def lag_told(cfg: InferenceConfig, lag_lr: float) -> Verdict:
+    """The lab's verdict, cached with its result: a rerun costs no pandas work."""
+    return lag_verdict(lag(cfg, lag_lr))
+
+
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     widgets.grid_slider(STATE, "lag_lr", "High learning rate to compare with", fmt="{:g}")
     lag_lr = float(STATE["lag_lr"])
@@ -63,6 +70,6 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     if r is None:
         return None
     common.chart(lag_spec(cfg, lag_lr))
-    st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
-    st.warning(lag_verdict(r).text, icon=":material/balance:")
+    common.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
+    st.warning(lag_told(cfg, lag_lr).text, icon=":material/balance:")
     return r.trace

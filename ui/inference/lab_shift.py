@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, ShiftResult, shift_lab, shift_verdict
-from bn_core.verdict import pct
+from bn_core.verdict import Verdict, pct
 from ui import charts, common, widgets
 from ui.cache import cached
 from ui.charts import arrow_spec
@@ -36,6 +36,12 @@ def shift_spec(cfg: InferenceConfig, a: float, b: float, noise: float) -> dict:
     return arrow_spec(alt.layer(line, rule))
 
 
+@cached(max_entries=16)
+def shift_told(cfg: InferenceConfig, a: float, b: float, noise: float) -> Verdict:
+    """The lab's verdict, cached with its result: a rerun costs no pandas work."""
+    return shift_verdict(shift(cfg, a, b, noise))
+
+
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     a, b, c = st.columns(3)
     widgets.slider(STATE, "a", "Contrast a (x → a·x + b)", step=0.1, where=a)
@@ -49,5 +55,5 @@ def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
                                                   ("shifted + AdaBN", r.adapted)), strict=True):  # fmt: skip
         col.metric(name, pct(value))
     common.chart(shift_spec(cfg, *args))
-    st.warning(shift_verdict(r).text, icon=":material/balance:")
+    st.warning(shift_told(cfg, *args).text, icon=":material/balance:")
     return r.sweep

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from bn_core.experiments.inference import InferenceConfig, ValidationResult, validation_lab, validation_verdict
+from bn_core.verdict import Verdict
 from ui import common
 from ui.cache import cached
 from ui.charts import arrow_spec
@@ -33,11 +34,17 @@ def validation_spec(cfg: InferenceConfig) -> dict:
     )
 
 
+@cached(max_entries=16)
+def validation_told(cfg: InferenceConfig) -> Verdict:
+    """The lab's verdict, cached with its result: a rerun costs no pandas work."""
+    return validation_verdict(validation(cfg))
+
+
 def render_lab(cfg: InferenceConfig) -> pd.DataFrame | None:
     r = common.run(validation, cfg, label="Validating in train mode…")
     if r is None:
         return None
     common.chart(validation_spec(cfg))
-    st.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
-    st.warning(validation_verdict(r).text, icon=":material/balance:")
+    common.dataframe(r.summary, hide_index=True, column_config=common.number_config(r.summary))
+    st.warning(validation_told(cfg).text, icon=":material/balance:")
     return r.trace

@@ -224,7 +224,7 @@ def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
     st.markdown(view.verdict)
     if view.diverged:
         st.warning(view.diverged, icon=":material/trending_up:")
-    st.dataframe(view.table, hide_index=True, column_config=GRID_COLUMNS)
+    common.dataframe(view.table, hide_index=True, column_config=GRID_COLUMNS)
     common.download_csv(view.table, f"grid_{axis}.csv", f"Download the {spec.title} grid (CSV)",
                         icon=":material/download:")  # fmt: skip
 
@@ -240,5 +240,6 @@ def render_backend_check(cfg: ComparisonConfig) -> None:
     check = common.run(compute_backends, ccfg, label="Training BN with both backends…")
     common.need(check)
     common.chart(backend_spec(ccfg))
-    st.dataframe(check.diffs, hide_index=True, column_config=common.formats(check.diffs, "%.4f", max_abs_diff="%.2e"))
+    columns = common.formats(check.diffs, "%.4f", max_abs_diff="%.2e")
+    common.dataframe(check.diffs, hide_index=True, column_config=columns)
     st.markdown(check.verdict.text)

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from bn_core.data import DataConfig, DataSplit, load_dataset
+from bn_core.data import DataConfig, DataSplit, load_dataset, train_size
 from bn_core.engine import StackConfig, StackPoint, StackResult, norm_module, train_stack
 from bn_core.engine import point_train_config as engine_point_config
 from bn_core.experiments.batch_size.variants import (
@@ -189,7 +189,7 @@ def network_train_config(
 
 def check_sweep(cfg: BatchSizeSweepConfig) -> None:
     """Raise ``ValueError`` with a user-facing message if ``cfg`` cannot run; cheap (no training)."""
-    validate_sweep(cfg, len(load_dataset(cfg.data).y_train))
+    validate_sweep(cfg, train_size(cfg.data))
 
 
 def _validate_norms(cfg: BatchSizeSweepConfig) -> None:
