@@ -61,3 +61,33 @@ def test_an_unhashable_argument_skips_the_memo():
 
     assert total([1, 2]) == 3.0 and total([1, 2]) == 3.0
     assert len(calls) == 1  # st.cache_data still hashes it by value
+
+
+def test_peek_reports_a_memo_hit_without_computing():
+    compute, calls = _counted()
+    assert compute.peek(Cfg(3)) == (False, None) and calls == []
+    first = compute(Cfg(3))
+    found, value = compute.peek(Cfg(3), _progress=print)  # underscore arguments are not part of the key
+    assert found and value is first and len(calls) == 1
+    assert compute.peek(Cfg(3), scale=2.0) == (False, None)
+    assert compute.peek([1, 2]) == (False, None)  # unhashable: never in the memo
+
+
+def test_arrow_makes_each_frames_table_once_by_identity():
+    import gc
+
+    import pandas as pd
+
+    from ui import common
+
+    df = pd.DataFrame({"x": [1.0, 2.0], "n": [3, 4]}, index=pd.Index(["a", "b"], name="row"))
+    table = common.arrow(df)
+    assert common.arrow(df) is table  # the same frame object: the same table
+    twin = df.copy()
+    assert common.arrow(twin) is not table and common.arrow(twin).equals(table)  # equal frames: never by value
+    back = table.to_pandas()
+    assert back.index.tolist() == ["a", "b"] and back["x"].tolist() == [1.0, 2.0]  # index kept
+    n = len(common._ARROW)
+    del df, twin
+    gc.collect()
+    assert len(common._ARROW) == n - 2  # a dead frame's table is forgotten

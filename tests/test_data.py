@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bn_core.data import DATASETS, MAX_ILL_SCALE, DataConfig, ill_scale_factors, load_dataset
+from bn_core.data import DATASETS, MAX_ILL_SCALE, DataConfig, ill_scale_factors, load_dataset, train_size
 
 
 def test_digits_split_is_stratified_scaled_and_typed() -> None:
@@ -116,3 +116,9 @@ def test_ill_scaled_features_are_the_plain_ones_times_the_scales() -> None:
 def test_bad_configs_raise_value_error(cfg: DataConfig) -> None:
     with pytest.raises(ValueError):
         load_dataset(cfg)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_train_size_is_the_training_split_length(name: str) -> None:
+    cfg = DataConfig(name, seed=3)
+    assert train_size(cfg) == len(load_dataset(cfg).y_train) and train_size(cfg) == train_size(DataConfig(name, seed=3))

@@ -71,3 +71,23 @@ def test_no_pages_folder_next_to_the_router():
     pages-directory mode, where a deep link runs a page file without the router."""
     assert not (ROOT / "pages").exists()
     assert all(info.path.startswith("views/") for info in PAGES)
+
+
+def _slide_containers(at) -> list[str]:
+    found: list[str] = []
+
+    def walk(node) -> None:
+        block_id = str(getattr(getattr(node, "proto", None), "id", ""))
+        if "bn-slide-" in block_id:
+            found.append(block_id)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def test_sections_get_a_slide_container_only_in_presenter_view():
+    """Outside presenter view a section's container would only be one more message per rerun."""
+    assert _slide_containers(open_page("views/steps.py")) == []
+    assert len(_slide_containers(open_page("views/steps.py", query={"present": "1"}))) >= 5
