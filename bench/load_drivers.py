@@ -64,6 +64,7 @@ class SessionResult:
     console: list[str] = field(default_factory=list)
     runs_finished: int = 0  # playwright: script_finished messages seen on the WebSocket
     page_not_found: int = 0  # playwright: page_not_found messages (finding 1 in docs/load.md)
+    stage: str = "starting"  # playwright: what the session is waiting for (named when it times out)
 
     @property
     def error(self) -> str | None:
@@ -123,6 +124,12 @@ async def _rendered(page, min_charts: int, timeout_ms: float) -> None:
     await page.wait_for_selector(DONE, timeout=timeout_ms)
 
 
+async def _step(result: SessionResult, stage: str, waiting: Awaitable[None]) -> None:
+    """Await ``waiting`` with ``stage`` recorded, so a session cut off at its timeout says where it stood."""
+    result.stage = stage
+    await waiting
+
+
 async def playwright_session(
     browser, base: str, info: PageInfo, result: SessionResult, seed: int, timeout_s: float, shots: Path | None = None
 ):
@@ -140,8 +147,8 @@ async def playwright_session(
         page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: _watch_frame(payload, result)))
         start = time.perf_counter()
         await page.goto(page_url(base, info), wait_until="commit", timeout=timeout_ms)
-        await _runs_finished(result, 1, timeout_s)
-        await _rendered(page, info.min_charts, timeout_ms)
+        await _step(result, "open: the first script_finished", _runs_finished(result, 1, timeout_s))
+        await _step(result, "open: the page drawn", _rendered(page, info.min_charts, timeout_ms))
         result.open_s = time.perf_counter() - start
         if await page.locator(FAILURES).count():
             result.problems.append("open: the page shows an exception or error box")
@@ -155,8 +162,9 @@ async def playwright_session(
         before = result.runs_finished
         start = time.perf_counter()
         await box.press("Enter", timeout=timeout_ms)
-        await _runs_finished(result, before + 1, timeout_s)
-        await _rendered(page, info.min_charts, timeout_ms)
+        await _step(result, "interaction: its script_finished", _runs_finished(result, before + 1, timeout_s))
+        await _step(result, "interaction: the page drawn", _rendered(page, info.min_charts, timeout_ms))
+        result.stage = "done"
         result.interact_s = time.perf_counter() - start
         if await box.input_value() != str(seed):
             result.problems.append(f"interaction: the seed box does not show {seed}")
@@ -251,7 +259,10 @@ async def run_sessions(start: Callable[[SessionResult, int], Awaitable[None]], n
         try:
             await asyncio.wait_for(start(results[i], i), timeout_s)
         except TimeoutError:
-            results[i].problems.append(f"timeout: not rendered within --session-timeout {timeout_s:.0f} s")
+            results[i].problems.append(
+                f"timeout: not rendered within --session-timeout {timeout_s:.0f} s (waiting for {results[i].stage},"
+                f" {results[i].runs_finished} script runs finished)"
+            )
 
     tasks = [asyncio.create_task(one(i)) for i in range(n)]
     _done, pending = await asyncio.wait(tasks, timeout=budget_s)
