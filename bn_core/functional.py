@@ -75,15 +75,22 @@ def per_channel(v: Tensor, x: Tensor) -> Tensor:
     return v.view(1, -1, *([1] * (x.dim() - 2)))
 
 
+MATVEC_SUM_FROM = 1 << 19  # values of an (N, C) tensor from which ones @ t beats t.sum(dim=0) on the CPU
+
+
 def channel_sum(t: Tensor) -> Tensor:
     """Σ over every axis except the channel axis: ``(N, C, *S) → (C,)``.
 
-    For ``(N, C)`` this is a matrix-vector product with a vector of ones: BLAS reads the
-    data once and, on the CPU, runs about twice as fast as ``t.sum(dim=0)`` (measured by
-    bench/bench_functional.py: 0.5 vs 1.1 ms for 4096×1024 float32).
+    A large ``(N, C)`` is a matrix-vector product with a vector of ones: BLAS reads the data
+    once and, on the CPU, runs about 1.4× as fast as ``t.sum(dim=0)`` from a million values
+    up (0.6 vs 0.9 ms for 4096×1024 float32). Below that ``t.sum(dim=0)`` wins, since making
+    the ones costs a call of its own (1.9 vs 3.9 µs for a 60×100 batch): the sizes a class
+    trains with.
     """
     if t.dim() == 2:
-        return torch.ones(t.shape[0], dtype=t.dtype, device=t.device) @ t
+        if t.numel() >= MATVEC_SUM_FROM:
+            return torch.ones(t.shape[0], dtype=t.dtype, device=t.device) @ t
+        return t.sum(dim=0)
     return t.sum(dim=reduce_dims(t))
 
 
@@ -151,10 +158,10 @@ def batch_norm_backward(dy: Tensor, cache: BNCache) -> tuple[Tensor, Tensor, Ten
     dbeta = channel_sum(dy)  # (C,)  step 4: y = gamma·x_hat + beta
     dgamma = channel_sum(dy * x_hat)  # (C,)  step 4
     dx_hat = dy * per_channel(gamma, dy)  # (N, C, *S)  step 4
-    dvar_B = channel_sum(dx_hat * x_mu) * -0.5 * inv_std**3  # (C,)  step 3 through var_B
-    dmu_B = -(channel_sum(dx_hat) * inv_std) + dvar_B * (-2.0 * channel_sum(x_mu) / m)  # (C,)  steps 2-3
+    dvar_B = channel_sum(dx_hat * x_mu) * (inv_std**3 * -0.5)  # (C,)  step 3 through var_B
+    dmu_B = dvar_B * (channel_sum(x_mu) * (-2.0 / m)) - channel_sum(dx_hat) * inv_std  # (C,)  steps 2-3
     dx = torch.addcmul(per_channel(dmu_B / m, dy), dx_hat, per_channel(inv_std, dy))  # through mu_B and x_hat
-    dx.addcmul_(x_mu, per_channel(2.0 * dvar_B / m, dy))  # (N, C, *S)  + through var_B
+    dx.addcmul_(x_mu, per_channel(dvar_B * (2.0 / m), dy))  # (N, C, *S)  + through var_B
     return dx, dgamma, dbeta
 
 

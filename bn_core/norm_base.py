@@ -227,6 +227,8 @@ class ManualNormBase(nn.Module):
 
     def _gamma_beta(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """γ and β as ``(C,)`` in x's dtype (ones / zeros where the layer learns none)."""
+        if self.weight is not None and self.bias is not None:  # the usual layer: no tensor to make
+            return self.weight.to(x.dtype), self.bias.to(x.dtype)
         ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
         gamma = ones if self.weight is None else self.weight.to(x.dtype)
         return gamma, torch.zeros_like(ones) if self.bias is None else self.bias.to(x.dtype)
@@ -262,7 +264,9 @@ class ManualNormBase(nn.Module):
     def _momentum_step(self) -> float:
         """Count this batch; return its EMA weight: ``momentum``, or 1/k at the k-th batch when it is None."""
         self.num_batches_tracked.add_(1)
-        return ema_weight(self.momentum, int(self.num_batches_tracked))
+        if self.momentum is not None:  # the count is read (a sync on an accelerator) only when it is the weight
+            return float(self.momentum)
+        return ema_weight(None, int(self.num_batches_tracked))
 
     @torch.no_grad()
     def _track(self, mu_B: Tensor | None, var_B: Tensor | None, m: int) -> None:
