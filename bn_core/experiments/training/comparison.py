@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from bn_core.beside import start_beside
 from bn_core.data import DataSplit, load_dataset
 from bn_core.device import pick_device
 from bn_core.experiments.training.config import (
@@ -48,6 +49,8 @@ from bn_core.train import (
 )
 
 __all__ = ["Skipped", "ComparisonResult", "run_comparison"]
+
+BESIDE_FROM_S = 2.0  # estimated CPU seconds from which the no-norm net trains in a worker beside the BN net
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,47 @@ def _train_with_snapshots(
     return train(tcfg, data=split, progress=progress, on_step=hook), hook.taps
 
 
+def _worth_a_worker(runnable: Sequence[TrainConfig], estimate_s: float) -> bool:
+    """Train the second net in a worker process: two nets, on the CPU, and long enough to pay the fork."""
+    return len(runnable) == 2 and estimate_s >= BESIDE_FROM_S and pick_device().type == "cpu"
+
+
+def _train_sides(
+    runnable: Sequence[TrainConfig],
+    split: DataSplit,
+    snaps_at: Sequence[int],
+    progress: Progress | None,
+    estimate_s: float,
+) -> tuple[list[TrainResult], dict[str, Snapshots]]:
+    """Every runnable side, in order; the no-norm net in a worker beside this process when that is faster.
+
+    The worker runs the same :func:`_train_with_snapshots` with the same thread count, so the
+    result is bitwise the one this process would compute; if the worker cannot deliver it,
+    it is computed here (:mod:`bn_core.beside`).
+    """
+    beside = (
+        start_beside(_train_with_snapshots, runnable[1], split, None, snaps_at)
+        if _worth_a_worker(runnable, estimate_s)
+        else None
+    )
+    out: dict[str, tuple[TrainResult, Snapshots]] = {}
+    try:
+        for i, tcfg in enumerate(runnable):
+            if i == 1 and beside is not None:
+                (progress or (lambda f, m: None))(1.0, f"{tcfg.variant}: trained beside it in a second process")
+                done = beside.result(timeout_s=max(30.0, 3 * estimate_s))
+                if done is not None:
+                    out[tcfg.variant] = done
+                    continue
+            k, n = (0, 1) if beside is not None else (i, len(runnable))  # with a worker, this net is the whole bar
+            part = sub_progress(progress, k, n, tcfg.variant)
+            out[tcfg.variant] = _train_with_snapshots(tcfg, split, part, snaps_at)
+    finally:  # an error here, or a rerun raised from the progress callback, must not leave the worker running
+        if beside is not None:
+            beside.cancel()
+    return [r for r, _ in out.values()], {v: taps for v, (_, taps) in out.items()}
+
+
 def _summary_row(result: TrainResult) -> dict:
     final = result.curves.groupby("metric")["value"].last()
     diverged = result.diverged_at is not None
@@ -152,12 +196,7 @@ def run_comparison(cfg: ComparisonConfig, progress: Progress | None = None) -> C
     skipped = tuple(Skipped(t.variant, BATCH_OF_ONE) for t in sides if needs_bigger_batch(t))
     runnable = [t for t in sides if not needs_bigger_batch(t)]
     split = load_dataset(sides[0].data)
-    snaps_at = snapshot_steps(cfg)
-    results, snaps = [], {}
-    for i, tcfg in enumerate(runnable):
-        part = sub_progress(progress, i, len(runnable), tcfg.variant)
-        result, snaps[tcfg.variant] = _train_with_snapshots(tcfg, split, part, snaps_at)
-        results.append(result)
+    results, snaps = _train_sides(runnable, split, snapshot_steps(cfg), progress, estimated_seconds(cfg))
     curves, layers = concat_results(results)
     rows = {r.variant: _summary_row(r) for r in results} | {s.variant: _skipped_row(s) for s in skipped}
     return ComparisonResult(
