@@ -94,6 +94,7 @@ def sweep_controls() -> None:
     widgets.slider(STATE, "r_max", "Batch Renorm: r_max", step=0.1, where=renorm, disabled=not STATE["renorm"])
     widgets.slider(STATE, "d_max", "Batch Renorm: d_max", step=0.1, where=renorm, disabled=not STATE["renorm"])
 
+
 def _batch_sizes() -> tuple[int, ...]:
     lo, hi = int(STATE["b_min"]), int(STATE["b_max"])
     if lo > hi:
