@@ -19,6 +19,7 @@ workers. Accelerators are never forked (CUDA cannot be), so the caller uses this
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -56,9 +57,11 @@ class Beside:
         self._proc = ctx.Process(target=_beside_main, args=(child, torch.get_num_threads(), fn, args), daemon=True)
         self.problem: str | None = None  # why the result is None, for logs and tests
         self._reaped = False
+        gc.freeze()  # the server's objects out of the child's collections, or each would copy every page they are on
         try:
             self._proc.start()  # a fork: the arguments are already in the child's memory, nothing is pickled
         finally:
+            gc.unfreeze()
             child.close()
 
     def _started(self) -> bool:
