@@ -224,6 +224,13 @@ def dataframe(df: pd.DataFrame, where: Any = st, **kw: Any) -> None:
     where.dataframe(arrow(df), **kw)
 
 
+def table(df: pd.DataFrame) -> None:
+    """``st.table`` of a pandas frame, through :func:`arrow`, its index hidden when it is a plain row
+    count (what Streamlit decides itself, but from the frame: from an Arrow table it would convert the
+    table back to pandas on every rerun just to look at the index)."""
+    st.table(arrow(df), hide_index=isinstance(df.index, pd.RangeIndex))
+
+
 def formats(df: pd.DataFrame, fmt: str, **per_column: str) -> dict:
     """Column formats for ``st.dataframe``: one printf-style format (``"%.3g"``) for every float
     column, ``per_column`` overriding it by name. The browser formats the numbers; a pandas

@@ -80,7 +80,7 @@ with common.page(ui.STATE, "Batch-Size Sensitivity", INTRO):
 
     with common.section("4 · A batch of one"):
         st.markdown("One example, train mode: what each implementation says (real caught exceptions):")
-        st.table(common.arrow(shown.outcomes))
+        common.table(shown.outcomes)
         st.markdown(shown.verdict)
         common.dataframe(shown.functional, hide_index=True, column_config=shown.functional_columns)
         st.caption(shown.note)
