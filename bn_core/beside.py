@@ -37,6 +37,8 @@ _SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 1) - 1))  # worker
 
 def _beside_main(conn: Any, threads: int, fn: Callable[..., Any], args: tuple) -> None:
     """In the worker: say it started, run ``fn(*args)``, send back the pickled value or the error."""
+    gc.freeze()  # every object inherited from the server out of this process's collections (they would copy its pages)
+    gc.enable()  # (the parent forked with collections off, so none ran before the line above)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the app server's handler: terminate() ends this process
     torch.set_num_threads(threads)  # the parent's count: the same reductions, so the same bits
     with contextlib.suppress(BrokenPipeError, OSError):
@@ -57,11 +59,13 @@ class Beside:
         self._proc = ctx.Process(target=_beside_main, args=(child, torch.get_num_threads(), fn, args), daemon=True)
         self.problem: str | None = None  # why the result is None, for logs and tests
         self._reaped = False
-        gc.freeze()  # the server's objects out of the child's collections, or each would copy every page they are on
+        collecting = gc.isenabled()
+        gc.disable()  # no collection in the child before it freezes what it inherited (_beside_main)
         try:
             self._proc.start()  # a fork: the arguments are already in the child's memory, nothing is pickled
         finally:
-            gc.unfreeze()
+            if collecting:
+                gc.enable()
             child.close()
 
     def _started(self) -> bool:

@@ -91,3 +91,26 @@ def test_sections_get_a_slide_container_only_in_presenter_view():
     """Outside presenter view a section's container would only be one more message per rerun."""
     assert _slide_containers(open_page("views/steps.py")) == []
     assert len(_slide_containers(open_page("views/steps.py", query={"present": "1"}))) >= 5
+
+
+def test_the_router_makes_its_pages_once_and_hands_each_rerun_its_own_copies():
+    from ui import nav, sidebar
+
+    sidebar._pages_once.cache_clear()
+    at = open_page(PAGES[1].path)
+    at.run()
+    assert_clean(at)
+    assert sidebar._pages_once.cache_info().misses == 1  # three runs, one set of st.Page objects
+    first, second = sidebar.router_pages(), sidebar.router_pages()
+    titles = [p.title for p in PAGES] + list(nav.ALIASES)
+    assert [p.title for p in first] == [p.title for p in second] == titles
+    assert all(a is not b for a, b in zip(first, second, strict=True))
+    first[1]._can_be_called = True  # what st.navigation does to the page it returns
+    assert not second[1]._can_be_called and not sidebar._pages_once()[1]._can_be_called
+
+
+def test_the_app_freezes_what_its_first_run_loaded_out_of_the_collector():
+    import gc
+
+    open_page()
+    assert gc.get_freeze_count() > 50_000  # torch, pandas and Streamlit at least
