@@ -259,3 +259,25 @@ def chart(chart_or_spec: Any, where: Any = st) -> None:
     """Draw an Altair chart or a Vega-Lite spec at the container's width (projector-size text when presenting)."""
     spec = chart_or_spec if isinstance(chart_or_spec, dict) else charts.arrow_spec(chart_or_spec)
     where.vega_lite_chart(present.chart_config(spec), width="stretch")
+
+
+def row() -> Any:
+    """A row for a few controls or charts side by side that wraps onto new lines on a narrow screen.
+
+    One layout block: ``st.columns(n)`` is n + 1, and every block is a message in every rerun of
+    every session. Each element takes an equal share of the row (controls with a natural width,
+    like radios and toggles, keep it)."""
+    return st.container(horizontal=True)
+
+
+def side_by_side(specs: tuple[dict, ...]) -> None:
+    """Charts next to each other (one per net or method), each an equal share of the row; a pair is
+    one :func:`row` (it stacks on a phone), three or more keep ``st.columns`` (a row of them would
+    wrap unevenly at tablet widths)."""
+    if len(specs) <= 2:
+        with row():
+            for spec in specs:
+                chart(spec)
+        return
+    for column, spec in zip(st.columns(len(specs)), specs, strict=True):
+        chart(spec, where=column)

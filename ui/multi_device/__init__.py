@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import streamlit as st
-
 from bn_core.distributed import DistributedRunError
 from bn_core.experiments.multi_device import (
     ReplicaSweepConfig,
@@ -112,7 +110,6 @@ def replica_sweep_spec(cfg: ReplicaSweepConfig) -> dict:
 
 
 def render_stats_charts(cfg: StatsConfig, layer: int) -> None:
-    """Section 1's grid: a row per statistic, a column per method (columns stack on a phone)."""
+    """Section 1's grid: a row per statistic, a chart per method (they stack on a phone)."""
     for row in stats_specs(cfg, layer):
-        for column, spec in zip(st.columns(len(row)), row, strict=True):
-            common.chart(spec, where=column)
+        common.side_by_side(row)

@@ -191,10 +191,8 @@ def backend_spec(cfg: ComparisonConfig) -> dict:
 
 
 def render_side_by_side(specs: tuple[dict, ...]) -> None:
-    """One chart per net in equal columns (they stack on a phone), each at its column's width."""
-    for column, spec in zip(st.columns(len(specs)), specs, strict=True):
-        with column:
-            common.chart(spec)
+    """One chart per net, side by side (they stack on a phone), each an equal share of the row."""
+    common.side_by_side(specs)
 
 
 def grid_tabs() -> list[tuple[Any, str]]:
@@ -231,9 +229,9 @@ def render_grid(axis: str, cfg: ComparisonConfig, target: float) -> None:
 
 def render_backend_check(cfg: ComparisonConfig) -> None:
     """Train the BN net with both BN implementations and show how far apart the records are."""
-    a, b = st.columns([3, 2])
-    widgets.toggle(STATE, "check", "Train the BN net with both backends", where=a)
-    widgets.toggle(STATE, "check64", "in float64 (exact arithmetic check)", where=b)
+    switches = common.row()
+    widgets.toggle(STATE, "check", "Train the BN net with both backends", where=switches)
+    widgets.toggle(STATE, "check64", "in float64 (exact arithmetic check)", where=switches)
     if not STATE["check"]:
         return
     ccfg = replace(cfg, backend="manual", dtype="float64" if STATE["check64"] else "float32")

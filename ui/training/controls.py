@@ -12,7 +12,7 @@ from bn_core.data import DATASETS
 from bn_core.experiments.training import ComparisonConfig, GridConfig, grid_config, n_layers, snapshot_steps
 from bn_core.models import ACTIVATIONS, PLACEMENTS
 from bn_core.train import FIG1_LR, FIG1_STEPS, FIG1_TARGET_ACC, OPTIMIZERS
-from ui import widgets
+from ui import common, widgets
 from ui.sidebar import seed
 from ui.state import Field, PageState
 
@@ -202,23 +202,22 @@ def view_settings() -> ViewSettings:
 
 def layer_controls(cfg: ComparisonConfig) -> None:
     """Section 2: the layer (1 … depth: its options depend on the net) and band."""
-    a, b = st.columns(2)
-    layers = range(1, n_layers(cfg) + 1)
-    widgets.choice(STATE, "layer", "Layer", options=layers, fmt=_layer_label, where=a)
-    widgets.choice(STATE, "band", "Percentiles of", style="radio", fmt=_label("band"), where=b)
+    here, layers = common.row(), range(1, n_layers(cfg) + 1)
+    widgets.choice(STATE, "layer", "Layer", options=layers, fmt=_layer_label, where=here)
+    widgets.choice(STATE, "band", "Percentiles of", style="radio", fmt=_label("band"), where=here)
 
 
 def hist_controls(cfg: ComparisonConfig) -> None:
     """Section 3: up to 4 snapshot steps (the options depend on the steps) and the quantity."""
-    a, b = st.columns([3, 2])
-    widgets.multiselect(STATE, "snaps", "Steps to compare (up to 4)", snapshot_steps(cfg), where=a, max_selections=4)
-    widgets.choice(STATE, "hist", "Histogram of", style="radio", fmt=_label("hist"), where=b)
+    here = common.row()
+    widgets.multiselect(STATE, "snaps", "Steps to compare (up to 4)", snapshot_steps(cfg), where=here, max_selections=4)
+    widgets.choice(STATE, "hist", "Histogram of", style="radio", fmt=_label("hist"), where=here)
 
 
 def grid_settings() -> None:
-    a, b = st.columns(2)
-    widgets.slider(STATE, "seeds", "Seeds per grid cell", where=a)
-    widgets.grid_slider(STATE, "gsteps", "Steps per network", fmt="{:.0f}", where=b)
+    here = common.row()
+    widgets.slider(STATE, "seeds", "Seeds per grid cell", where=here)
+    widgets.grid_slider(STATE, "gsteps", "Steps per network", fmt="{:.0f}", where=here)
 
 
 def grid_of(cfg: ComparisonConfig, axis: str) -> GridConfig:
