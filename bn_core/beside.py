@@ -13,7 +13,9 @@ in it (no spare core, a start that fails, an error, a crash, a timeout) makes
 reaped, and the caller computes the value itself. Forking a threaded server is safe for
 what the child does here (torch on the CPU, pickle, a pipe; CPython resets the GIL and the
 import lock after a fork, glibc its malloc locks): the same as ``torch.utils.data``'s forked
-workers. Accelerators are never forked (CUDA cannot be), so the caller uses this on the CPU only.
+workers, which also run one torch thread. Accelerators are never forked (CUDA cannot be), so the
+caller uses this on the CPU only, and no worker is forked from a process with more than one torch
+thread (its OpenMP pool does not survive a fork).
 """
 
 from __future__ import annotations
@@ -130,12 +132,16 @@ class Beside:
 def start_beside(fn: Callable[..., Any], *args: Any) -> Beside | None:
     """Run ``fn(*args)`` in a forked worker while the caller works; None where no spare core is free.
 
+    Only in a process with one torch thread (the app's setting): with more, this process's
+    OpenMP thread pool may have run, and a fork of it can hang in its first parallel region
+    (measured with 2 threads: every worker reached its timeout). The caller then computes here.
+
     ``fn``'s value must be picklable (it comes back through a pipe). Always follow with
     :meth:`Beside.result` (which reaps the worker) and compute the value here when it
     returns None.
     """
-    if (os.cpu_count() or 1) < 2 or not _SLOTS.acquire(blocking=False):
-        return None
+    if (os.cpu_count() or 1) < 2 or torch.get_num_threads() != 1 or not _SLOTS.acquire(blocking=False):
+        return None  # (a fork of a process whose OpenMP pool has run hangs in its first parallel region)
     try:
         return Beside(fn, args)
     except Exception:  # noqa: BLE001 - no pipe or process object could be made: compute here

@@ -28,6 +28,18 @@ def test_a_worker_returns_the_functions_value_and_frees_its_slot():
         assert _beside(math.factorial, n + 5).result(timeout_s=60, start_grace_s=5) == math.factorial(n + 5)
 
 
+def test_no_worker_is_forked_from_a_process_with_more_than_one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # its OpenMP pool would not survive a fork: the worker would hang
+    try:
+        assert start_beside(operator.add, 1, 2) is None
+    finally:
+        torch.set_num_threads(threads)
+    assert _beside(operator.add, 1, 2).result(timeout_s=30) == 3  # one thread again: a worker, and its slot was not taken
+
+
 def test_a_failing_function_is_reported_not_raised():
     b = _beside(operator.truediv, 1, 0)
     assert b.result(timeout_s=60, start_grace_s=5) is None
