@@ -37,7 +37,7 @@ def test_no_worker_is_forked_from_a_process_with_more_than_one_torch_thread():
         assert start_beside(operator.add, 1, 2) is None
     finally:
         torch.set_num_threads(threads)
-    assert _beside(operator.add, 1, 2).result(timeout_s=30) == 3  # one thread again: a worker, and its slot was not taken
+    assert _beside(operator.add, 1, 2).result(timeout_s=30) == 3  # one thread again: a worker, its slot free
 
 
 def test_a_failing_function_is_reported_not_raised():
