@@ -91,3 +91,19 @@ def test_arrow_makes_each_frames_table_once_by_identity():
     del df, twin
     gc.collect()
     assert len(common._ARROW) == n - 2  # a dead frame's table is forgotten
+
+
+def test_table_hides_a_plain_row_count_and_shows_a_named_index():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import pandas as pd
+
+        from ui import common
+
+        common.table(pd.DataFrame({"x": [1, 2]}))
+        common.table(pd.DataFrame({"x": [1, 2]}, index=pd.Index(["a", "b"], name="row")))
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [t.proto.hide_index for t in at.table] == [True, False]

@@ -51,7 +51,8 @@ def test_default_view_samples_batches_and_waits_for_a_click():
     assert "72 networks to train" in " ".join(alerts(at, "info"))
     assert not alerts(at, "error")
     outcomes = at.table[0].value
-    assert at.table[0].proto.hide_index  # a plain row count: hidden, decided from the frame (common.table)
+    assert outcomes.index.name == "implementation"  # a named index: shown (common.table decides it from the frame;
+    assert not at.table[0].proto.hide_index  # Streamlit hides only a plain row count)
     assert outcomes["message"].str.contains("Expected more than 1 value per channel when training").any()
     assert set(outcomes["result"]) == {"error", "ok"}
     assert "σ²_B = **0**, x̂ = **0**" in _markdown(at, "Refused")
