@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -157,3 +157,24 @@ async def ws_session(base: str, info: PageInfo, result: SessionResult, seed: int
                 result.problems.append(f"interaction: {problem}")
     except Exception as err:  # noqa: BLE001 - a failed session is a result, not a crash
         result.problems.append(f"{type(err).__name__}: {str(err)[:200]}")
+
+
+async def ws_view(base: str, info: PageInfo, query: dict[str, str], timeout_s: float) -> tuple[float, str | None]:
+    """Open one view (``info``'s page with ``query`` in its URL) as a browser's WebSocket would.
+
+    Returns the seconds to the run's ``script_finished`` and None, or the seconds spent and what
+    went wrong: an exception element, a failed compile, an unknown page, a timeout. Never raises.
+    """
+    url = f"ws://{urlsplit(base).netloc}{STREAM}"
+    start = time.perf_counter()
+    try:
+        async with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s) as ws:
+            session = BrowserProtocolSession(ws, info)
+            session.query_string = urlencode(query)  # the link a student opens
+            start = time.perf_counter()
+            run = await session.rerun(None, timeout_s)
+            elapsed = time.perf_counter() - start
+    except Exception as err:  # noqa: BLE001 - a failed view is a result, not a crash
+        return time.perf_counter() - start, f"{type(err).__name__}: {str(err)[:200]}"
+    broken = [f for f in run.failures if not f.startswith("error element")]  # a preset may show a lesson in red
+    return elapsed, broken[0] if broken else None

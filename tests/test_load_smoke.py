@@ -82,3 +82,24 @@ def test_merge_keeps_other_results(tmp_path):
     assert record["machine"] == {"cpu_count": 2} and record["quick"] is False
     assert record["results"]["steps_rerun_ms"] == {"value": 1}
     assert record["results"]["load_agent_errors"]["met"] is True
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_a_first_view_opened_over_the_browsers_protocol_is_timed_and_its_failures_named():
+    import asyncio
+    import dataclasses
+
+    from bench.load_ws import ws_view
+    from tests.e2e.server import streamlit_server
+
+    batch = next(p for p in PAGES if p.url_path == "batch-size")
+    with streamlit_server() as (base, _proc):
+        query = {"seed": "4", "preset": "Class default: BN vs GN, LN, none"}
+        seconds, problem = asyncio.run(ws_view(base, batch, query, 90))
+        assert problem is None and 0 < seconds < 90
+        nowhere = dataclasses.replace(batch, url_path="no-such-page")
+        _, problem = asyncio.run(ws_view(base, nowhere, {"seed": "4"}, 90))
+        assert problem == "page_not_found"
+    _, problem = asyncio.run(ws_view(base, batch, {}, 5))  # the server is gone
+    assert problem is not None and problem.startswith(("ConnectionRefusedError", "OSError", "InvalidURI"))
