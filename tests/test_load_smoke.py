@@ -93,13 +93,15 @@ def test_a_first_view_opened_over_the_browsers_protocol_is_timed_and_its_failure
     from bench.load_ws import ws_view
     from tests.e2e.server import streamlit_server
 
+    def view(base, info, query, timeout_s):  # its own thread and loop, as in _smoke
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, ws_view(base, info, query, timeout_s)).result()
+
     batch = next(p for p in PAGES if p.url_path == "batch-size")
     with streamlit_server() as (base, _proc):
-        query = {"seed": "4", "preset": "Class default: BN vs GN, LN, none"}
-        seconds, problem = asyncio.run(ws_view(base, batch, query, 90))
+        seconds, problem = view(base, batch, {"seed": "4", "preset": "Class default: BN vs GN, LN, none"}, 90)
         assert problem is None and 0 < seconds < 90
-        nowhere = dataclasses.replace(batch, url_path="no-such-page")
-        _, problem = asyncio.run(ws_view(base, nowhere, {"seed": "4"}, 90))
+        _, problem = view(base, dataclasses.replace(batch, url_path="no-such-page"), {"seed": "4"}, 90)
         assert problem == "page_not_found"
-    _, problem = asyncio.run(ws_view(base, batch, {}, 5))  # the server is gone
+    _, problem = view(base, batch, {}, 5)  # the server is gone
     assert problem is not None and problem.startswith(("ConnectionRefusedError", "OSError", "InvalidURI"))
