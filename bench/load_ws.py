@@ -117,6 +117,12 @@ class BrowserProtocolSession:
             run.finished = msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY or bool(run.failures)
 
 
+def _stream(base: str, timeout_s: float):
+    """The WebSocket a browser opens to the server at ``base`` (an ``async with`` context)."""
+    return connect(f"ws://{urlsplit(base).netloc}{STREAM}", subprotocols=["streamlit"], max_size=None,
+                   open_timeout=timeout_s)  # fmt: skip
+
+
 async def _recv(ws, deadline: float) -> bytes:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -137,9 +143,8 @@ def _problem(run: Run, info: PageInfo) -> str | None:
 
 async def ws_session(base: str, info: PageInfo, result: SessionResult, seed: int, timeout_s: float) -> None:
     """Open the page as a browser's WebSocket would, then set the seed; fills ``result``. Never raises."""
-    url = f"ws://{urlsplit(base).netloc}{STREAM}"
     try:
-        async with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s) as ws:
+        async with _stream(base, timeout_s) as ws:
             session = BrowserProtocolSession(ws, info)
             start = time.perf_counter()
             run = await session.rerun(None, timeout_s)
@@ -165,10 +170,9 @@ async def ws_view(base: str, info: PageInfo, query: dict[str, str], timeout_s: f
     Returns the seconds to the run's ``script_finished`` and None, or the seconds spent and what
     went wrong: an exception element, a failed compile, an unknown page, a timeout. Never raises.
     """
-    url = f"ws://{urlsplit(base).netloc}{STREAM}"
     start = time.perf_counter()
     try:
-        async with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s) as ws:
+        async with _stream(base, timeout_s) as ws:
             session = BrowserProtocolSession(ws, info)
             session.query_string = urlencode(query)  # the link a student opens
             start = time.perf_counter()

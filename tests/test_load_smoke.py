@@ -34,14 +34,19 @@ def _children() -> set[int]:
 
 
 def _smoke(mode: str):
-    import asyncio
-
     # generous bounds: this box is shared, and 5 Chromium contexts on 2 cores are slow when it is busy
     opts = parse_args(["--quick", "--session-timeout", "60"])
-    # Its own thread: Playwright's sync API (the browser tests' fixture) keeps an event loop
-    # running on this thread for the rest of the session, and asyncio.run refuses to nest.
+    return _on_own_loop(run_batch(STEPS, mode, opts.sessions, opts, budget_s=75))
+
+
+def _on_own_loop(coro):
+    """``asyncio.run(coro)`` on a thread of its own: Playwright's sync API (the browser tests'
+    fixture) keeps an event loop running on this thread for the rest of the session, and
+    asyncio.run refuses to nest."""
+    import asyncio
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run_batch(STEPS, mode, opts.sessions, opts, budget_s=75)).result()
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.mark.e2e
@@ -87,15 +92,13 @@ def test_merge_keeps_other_results(tmp_path):
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_a_first_view_opened_over_the_browsers_protocol_is_timed_and_its_failures_named():
-    import asyncio
     import dataclasses
 
     from bench.load_ws import ws_view
     from tests.e2e.server import streamlit_server
 
-    def view(base, info, query, timeout_s):  # its own thread and loop, as in _smoke
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, ws_view(base, info, query, timeout_s)).result()
+    def view(base, info, query, timeout_s):
+        return _on_own_loop(ws_view(base, info, query, timeout_s))
 
     batch = next(p for p in PAGES if p.url_path == "batch-size")
     with streamlit_server() as (base, _proc):

@@ -270,7 +270,7 @@ def row() -> Any:
     return st.container(horizontal=True)
 
 
-def side_by_side(specs: tuple[dict, ...]) -> None:
+def side_by_side(specs: Sequence[dict]) -> None:
     """Charts next to each other (one per net or method), each an equal share of the row; a pair is
     one :func:`row` (it stacks on a phone), three or more keep ``st.columns`` (a row of them would
     wrap unevenly at tablet widths)."""

@@ -34,9 +34,7 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         common.need(result)
         for tex in ui.step_equations(result, j, i):
             st.latex(tex)
-        for column, spec in zip(st.columns(3), ui.histogram_specs(cfg), strict=True):
-            with column:
-                common.chart(spec)
+        common.side_by_side(ui.histogram_specs(cfg))
         st.caption(ui.normalized_verdict(result, j).text)
 
     with common.section("4 · The whole batch"):
@@ -55,9 +53,7 @@ with common.page(ui.STATE, "Normalization Steps", INTRO):
         if 6 % ui.STATE["G"] != 0:
             st.warning(f"G = {ui.STATE['G']} does not divide C = 6 channels, so group norm is left out.")
         norms_specs, norms_summary = ui.norms_panel()
-        for column, spec in zip(st.columns(len(norms_specs)), norms_specs, strict=True):
-            with column:
-                common.chart(spec)
+        common.side_by_side(norms_specs)
         common.dataframe(norms_summary)
 
     with common.section("7 · Backward: the hand-written gradient vs autograd"):

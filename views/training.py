@@ -23,7 +23,7 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
         curves = ui.curves(*shown)
         for note in curves.notes:
             st.warning(note, icon=":material/warning:")
-        ui.render_side_by_side((curves.loss, curves.accuracy))
+        common.side_by_side((curves.loss, curves.accuracy))
         st.markdown(curves.speed)
         st.caption(curves.caption)
 
@@ -32,20 +32,20 @@ with common.page(ui.STATE, "Training Comparison", INTRO):
         ui.layer_controls(cfg)
         common.need(result)
         bands = ui.bands(*shown)
-        ui.render_side_by_side(bands.charts)
+        common.side_by_side(bands.charts)
         st.markdown(bands.drift)
 
     with common.section("3 · Every layer's distribution at chosen steps"):
         ui.hist_controls(cfg)
         common.need(result)
-        ui.render_side_by_side(ui.hist_specs(cfg, view.snaps, view.quantity))
+        common.side_by_side(ui.hist_specs(cfg, view.snaps, view.quantity))
         st.caption(ui.HIST_CAPTION)
 
     with common.section("4 · Gradients and saturation per layer"):
         common.need(result)
         layers = ui.layers(*shown)
-        ui.render_side_by_side(layers.grads)
-        ui.render_side_by_side(layers.saturation)
+        common.side_by_side(layers.grads)
+        common.side_by_side(layers.saturation)
         st.markdown(layers.text)
         st.caption(ui.LAYERS_CAPTION)
         common.dataframe(layers.table, hide_index=True, column_config=ui.SUMMARY_COLUMNS)

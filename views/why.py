@@ -58,8 +58,7 @@ with common.page(ui.STATE, "Why BN Works", ui.INTRO):
                 result = common.run(landscape.compute, cfg, label="Training and probing the landscape…")
                 common.need(result)
                 ui.render_divergence((result.summary.plain, result.summary.bn))
-                for column, spec in zip(st.columns(3), landscape.specs(cfg), strict=True):
-                    common.chart(spec, where=column)
+                common.side_by_side(landscape.specs(cfg))
                 st.markdown(result.verdicts.measured.text)
                 common.download_csv(result.probes, "why_landscape.csv", "Download every probe (CSV)", icon=DOWNLOAD)
                 common.takeaway(result.verdicts.takeaway.text)

@@ -81,7 +81,6 @@ __all__ = [
     "curves",
     "bands",
     "hist_specs",
-    "render_side_by_side",
     "layers",
     "grid_view",
     "backend_spec",
@@ -188,11 +187,6 @@ def backend_spec(cfg: ComparisonConfig) -> dict:
 
 
 # -- panels that draw themselves -------------------------------------------------------
-
-
-def render_side_by_side(specs: tuple[dict, ...]) -> None:
-    """One chart per net, side by side (they stack on a phone), each an equal share of the row."""
-    common.side_by_side(specs)
 
 
 def grid_tabs() -> list[tuple[Any, str]]:
