@@ -13,7 +13,9 @@
   median over launches. The detail holds the medians in ms and the BN all-reduce share.
 * ``multi_device_default_cold_s``: the page's default computation (``run_stats`` with
   ``StatsConfig()``) from scratch on a warm fork server: what the first student waits.
-* ``replica_sweep_s``: *Run the sweep* at the page's defaults (``ReplicaSweepConfig()``).
+* ``replica_sweep_s``: *Run the sweep* at the page's defaults (``ReplicaSweepConfig()``): its
+  runs train 4 at a time on every rank (``DistConfig.lanes``). The detail holds the same
+  launch with one run at a time (``lanes=1``), interleaved with it, and their ratio.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import psutil
 from bench.common import Result
 from bn_core.distributed import DistConfig, launch
 from bn_core.experiments.multi_device import ReplicaSweepConfig, StatsConfig, run_replica_sweep, run_stats
+from bn_core.experiments.multi_device.replica_sweep import sweep_dist_config
 
 TINY = DistConfig(world_size=2, steps=1, variants=("per_replica",))
 
@@ -102,11 +105,28 @@ def _timed(name: str, fn, repeats: int, goal: float) -> Result:
     return Result(name, statistics.median(times), "s", goal=goal, detail={"runs_s": times})
 
 
+def _sweep(repeats: int) -> Result:
+    """The default sweep as the page runs it, interleaved with the same launch one run at a time."""
+    one_lane = dataclasses.replace(sweep_dist_config(ReplicaSweepConfig()), lanes=1)
+    lanes, serial = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_replica_sweep(ReplicaSweepConfig())
+        lanes.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        launch(one_lane)
+        serial.append(time.perf_counter() - start)
+    detail = {"runs_s": lanes, "one_lane_runs_s": serial, "one_lane_s": statistics.median(serial)}
+    detail |= {"lanes": sweep_dist_config(ReplicaSweepConfig()).lanes}
+    detail["speedup_vs_one_lane"] = statistics.median(b / a for a, b in zip(lanes, serial, strict=True))
+    return Result("replica_sweep_s", statistics.median(lanes), "s", goal=5.0, detail=detail)
+
+
 def run(quick: bool) -> list[Result]:
     return [
         _startup(2 if quick else 5),
         _memory(),
         _overhead(1 if quick else 3, 100 if quick else 300),
         _timed("multi_device_default_cold_s", lambda: run_stats(StatsConfig()), 1 if quick else 3, goal=3.0),
-        _timed("replica_sweep_s", lambda: run_replica_sweep(ReplicaSweepConfig()), 1, goal=5.0),
+        _sweep(1 if quick else 3),
     ]

@@ -36,6 +36,7 @@ from bn_core.distributed import (
     sgd_momentum_step,
 )
 from bn_core.distributed import launcher as launcher_mod
+from bn_core.distributed import worker as worker_mod
 from bn_core.experiments.multi_device import ReplicaSweepConfig, bn_allreduce_bytes, run_replica_sweep
 from bn_core.layers import ManualBatchNorm
 from bn_core.models import build_model
@@ -154,6 +155,8 @@ def test_variants_share_initial_weights():
         ({"variants": ("batch",)}, "unknown variants"),
         ({"lr": float("nan")}, "lr a positive number"),
         ({"stats_channel": 64}, "stats_channel"),
+        ({"lanes": 0}, "lanes must be 1"),
+        ({"lanes": 5}, "lanes must be 1"),
     ],
 )
 def test_invalid_configs_are_refused_before_anything_starts(overrides, phrase):
@@ -272,6 +275,57 @@ def test_same_seed_gives_bitwise_identical_results_forked_or_spawned():
     first, second = launch(cfg), launch(dataclasses.replace(cfg, start_method="spawn"))
     for name in ("stats", "curves", "accuracy"):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_exact=True)
+
+
+def test_runs_trained_in_lanes_are_bitwise_the_runs_trained_one_by_one():
+    cfg = DistConfig(world_size=2, images_per_replica=(2, 4, 8), seeds=(0, 1), steps=8, eval_every=4)
+    one_by_one, in_lanes = launch(cfg), launch(dataclasses.replace(cfg, lanes=3))
+    for name in ("stats", "curves", "accuracy"):
+        key = [c for c in getattr(one_by_one, name).columns if c != "value"]
+        a, b = (getattr(r, name).sort_values(key).reset_index(drop=True) for r in (one_by_one, in_lanes))
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert len(one_by_one.timing) > 0 and in_lanes.timing.empty and in_lanes.comm.empty  # lanes are untimed
+
+
+def test_lane_plan_gives_every_job_once_longest_first_to_the_least_loaded_lane():
+    cfg = DistConfig(world_size=2, epochs=1.0)
+    jobs = [(b, s) for b in (2, 4, 8, 16) for s in (0, 1)]
+    plan = worker_mod.lane_plan(cfg, jobs, 3, 1347)
+    assert sorted(k for lane in plan for k in lane) == list(range(len(jobs)))
+    steps = [sum(replica_schedule(cfg, jobs[k][0], 1347)[0] for k in lane) for lane in plan]
+    assert [plan[0][0], plan[1][0]] == [0, 1]  # the two 337-step runs (2 images per replica) start first, apart
+    assert steps == [337 + 85, 337 + 85, 169 + 169 + 43 + 43]  # within the shortest run (43 steps) of each other
+    assert plan == worker_mod.lane_plan(cfg, jobs, 3, 1347)  # every rank makes the same plan
+
+
+def test_a_failing_lane_raises_in_the_ranks_main_thread(monkeypatch):
+    """In one process (a 1-rank gloo group): results come back in job order, and a lane's error is raised."""
+    cfg = DistConfig(world_size=2, images_per_replica=(2, 4, 8), steps=3)
+    spec = worker_mod.Spec(cfg, 0, "gloo", {"y_train": torch.zeros(100)}, torch.zeros(1), os.getpid(), 0.0)
+    jobs = [(2, 0), (4, 0), (8, 0)]
+
+    class Out:
+        def put(self, message):
+            pass
+
+    def fake_run(rank, spec, models, b, seed, device, report, group):
+        if b == 8 and fail:
+            raise RuntimeError("lane broke")
+        return {"images": b}
+
+    monkeypatch.setattr(worker_mod, "_train_run", fake_run)
+    dist = torch.distributed
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        fail = False
+        runs = worker_mod._train_in_lanes(0, spec, torch.device("cpu"), Out(), jobs, {}, 2)
+        assert [r["images"] for r in runs] == [2, 4, 8]
+        fail = True
+        with pytest.raises(RuntimeError, match="lane broke"):
+            worker_mod._train_in_lanes(0, spec, torch.device("cpu"), Out(), jobs, {}, 2)
+    finally:
+        dist.destroy_process_group()
 
 
 # ---------------------------------------------------------------------------

@@ -183,10 +183,13 @@ def test_takeaway_both_ways():
 def test_sweep_estimate_from_the_measured_step_times():
     cfg = ReplicaSweepConfig(sizes=(2, 16), epochs=1.0)  # ⌈1347/4⌉ + ⌈1347/32⌉ = 337 + 43 = 380 steps
     slow = verdicts.sweep_estimate(cfg, fake(sync_ms=8.0, per_ms=2.0))  # + GN 1.0 ms: 11 ms per lockstep step
-    assert slow.holds and "380 steps" in slow.text and "about 4.2 s" in slow.text
+    assert slow.holds and "380 steps" in slow.text and "at most about 4.2 s" in slow.text
+    assert "2 runs train at once" in slow.text  # 2 sizes × 1 seed: both runs in flight, one lane each
     quick = verdicts.sweep_estimate(cfg, fake(sync_ms=2.0, per_ms=1.0))
     assert not quick.holds and "about 1.5 s" in quick.text  # 380 × 4 ms = 1.52 s
     assert "about" not in verdicts.sweep_estimate(cfg, None).text  # nothing measured yet: no number
+    one_run = ReplicaSweepConfig(sizes=(16,), epochs=1.0)
+    assert "at once" not in verdicts.sweep_estimate(one_run, fake(sync_ms=8.0, per_ms=2.0)).text
 
 
 def test_a_sweep_over_a_minute_is_refused_with_the_way_out():

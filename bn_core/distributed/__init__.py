@@ -15,6 +15,7 @@ Goyal et al. 2017, arXiv:1706.02677; Ioffe & Szegedy 2015, arXiv:1502.03167.
 
 from bn_core.distributed.config import (
     LR_REFERENCE_BATCH,
+    MAX_LANES,
     MAX_WORLD,
     VARIANTS,
     DistConfig,
@@ -31,6 +32,7 @@ from bn_core.distributed.worker import sgd_momentum_step
 
 __all__ = [
     "LR_REFERENCE_BATCH",
+    "MAX_LANES",
     "MAX_WORLD",
     "VARIANTS",
     "DistConfig",

@@ -21,6 +21,7 @@ from bn_core.sync_bn import SyncManualBatchNorm
 
 VARIANTS = ("per_replica", "sync", "group")  # "sync_torch" (nn.SyncBatchNorm) is added on CUDA
 MAX_WORLD = 4
+MAX_LANES = 4  # DistConfig.lanes: runs in flight per rank
 GN_GROUP_TARGET = 8  # group norm: the largest divisor of C that is ≤ 8 (Wu & He's G = 32 needs C ≥ 32)
 EQ_CHANNELS, EQ_SPATIAL = 3, (2, 2)  # the equivalence check's per-rank input: (b, 3, 2, 2)
 LR_REFERENCE_BATCH = 32  # DistConfig.lr is the learning rate for this global batch
@@ -54,6 +55,10 @@ class DistConfig:
     fault: Fault = "none"  # test hook: rank fault_rank raises / exits / hangs right after joining the group
     fault_rank: int = 1  # the rank that misbehaves
     start_method: StartMethod = "forkserver"  # forkserver: workers fork from one process that imported torch once
+    # Runs in flight on every rank (gloo only), each in its own thread on its own process group: while one waits
+    # for a collective another computes. With lanes > 1 a lockstep step all-reduces every variant's gradients
+    # at once and the launch records no timing or communication figures: for sweeps that report accuracy only.
+    lanes: int = 1
 
 
 class DistributedRunError(RuntimeError):
@@ -155,6 +160,8 @@ def validate_launch(cfg: DistConfig, n_train: int) -> None:
         problems.append(f"epochs must be in (0, 20] (got {cfg.epochs})")
     if cfg.fault not in ("none", "raise", "exit", "hang") or not 0 <= cfg.fault_rank < max(cfg.world_size, 1):
         problems.append("fault must be none/raise/exit/hang and fault_rank a rank")
+    if not 1 <= cfg.lanes <= MAX_LANES:
+        problems.append(f"lanes must be 1 … {MAX_LANES} (got {cfg.lanes})")
     if cfg.start_method not in ("forkserver", "spawn"):
         problems.append("start_method must be forkserver or spawn")
     if cfg.model not in ("mlp", "cnn") or cfg.timeout_s <= 0 or not cfg.seeds:

@@ -24,8 +24,8 @@ class DistResult:
     stats: pd.DataFrame  # images_per_replica, seed, variant, rank, step, layer, metric (mu_B | var_B), value
     accuracy: pd.DataFrame  # images_per_replica, seed, variant, rank, value (final test accuracy)
     timing: pd.DataFrame  # images_per_replica, seed, variant, rank, metric, value: median ms per step of
-    #   step_ms (the whole update), compute_ms, bn_allreduce_ms, grad_allreduce_ms
-    comm: pd.DataFrame  # images_per_replica, seed, variant, kind, calls_per_step, bytes_per_step, …
+    #   step_ms (the whole update), compute_ms, bn_allreduce_ms, grad_allreduce_ms (empty with lanes > 1)
+    comm: pd.DataFrame  # images_per_replica, seed, variant, kind, calls_per_step, bytes_per_step, … (ditto)
     equivalence: pd.DataFrame | None  # variant, quantity, max_abs_diff (vs one process over W·b)
     backend: str  # gloo or nccl
     device: str  # rank 0's device
@@ -48,6 +48,8 @@ def _run_rows(rank: int, run: dict, cfg: DistConfig) -> dict[str, list]:
         if rec["stats"] is not None:
             for (t, layer, s), v in np.ndenumerate(rec["stats"]):
                 rows["stats"].append((*key, variant, rank, t + 1, layer + 1, ("mu_B", "var_B")[s], float(v)))
+        if not len(rec["step_s"]):  # trained in a lane (DistConfig.lanes > 1): untimed
+            continue
         parts = {"step": rec["step_s"], "bn_allreduce": rec["bn_s"], "grad_allreduce": rec["grad_s"]}
         parts["compute"] = rec["step_s"] - rec["bn_s"] - rec["grad_s"]
         for name, seconds in parts.items():

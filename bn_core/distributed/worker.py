@@ -15,6 +15,7 @@ import copy
 import datetime
 import os
 import pickle
+import queue
 import threading
 import time
 import traceback
@@ -143,6 +144,10 @@ def _work(rank: int, spec: Spec, device: torch.device, out: Any) -> dict:
         result["equivalence"] = _equivalence(rank, cfg.world_size, cfg.equivalence_per_rank, cfg.seeds[0], device)
     jobs = [(b, s) for b in cfg.images_per_replica for s in cfg.seeds]
     initial_models = pickle.loads(spec.models.numpy().tobytes())
+    lanes = min(cfg.lanes, len(jobs)) if spec.backend == "gloo" else 1
+    if lanes > 1:
+        result["runs"] = _train_in_lanes(rank, spec, device, out, jobs, initial_models, lanes)
+        return result
     for k, (b, seed) in enumerate(jobs):
 
         def report(fraction: float, b: int = b, k: int = k) -> None:
@@ -151,6 +156,56 @@ def _work(rank: int, spec: Spec, device: torch.device, out: Any) -> dict:
 
         result["runs"].append(_train_run(rank, spec, initial_models, b, seed, device, report))
     return result
+
+
+def lane_plan(cfg: DistConfig, jobs: list[tuple[int, int]], lanes: int, n_train: int) -> list[list[int]]:
+    """Which jobs each lane trains: longest first, each to the lane with the fewest steps so far.
+
+    A pure function of the config, so every rank makes the same plan: lane i of every rank
+    trains the same runs in the same order, on the same process group.
+    """
+    plan: list[list[int]] = [[] for _ in range(lanes)]
+    load = [0] * lanes
+    steps = [replica_schedule(cfg, b, n_train)[0] for b, _ in jobs]
+    for k in sorted(range(len(jobs)), key=lambda k: (-steps[k], k)):
+        lane = load.index(min(load))
+        plan[lane].append(k)
+        load[lane] += steps[k]
+    return plan
+
+
+def _train_in_lanes(
+    rank: int, spec: Spec, device: torch.device, out: Any, jobs: list[tuple[int, int]], models: dict, lanes: int
+) -> list[dict]:
+    """Every job, ``lanes`` at a time: one thread per lane, each lane on its own process group.
+
+    A rank spends most of a small net's step waiting for its peers (each all-reduce waits for
+    the slowest rank to be scheduled); with several runs in flight one computes while another
+    waits. Each run computes exactly what it computes alone: its own models, shards and group.
+    """
+    groups = [dist.new_group(backend=spec.backend) for _ in range(lanes)]  # collective: same order on every rank
+    plan = lane_plan(spec.cfg, jobs, lanes, len(spec.data["y_train"]))
+    finished: queue.Queue = queue.Queue()
+
+    def lane(i: int) -> None:
+        try:
+            for k in plan[i]:
+                b, seed = jobs[k]
+                finished.put((k, _train_run(rank, spec, models, b, seed, device, lambda f: None, groups[i])))
+        except BaseException as err:  # noqa: BLE001 - handed to the rank's main thread, which raises it
+            finished.put((None, err))
+
+    for i in range(lanes):
+        threading.Thread(target=lane, args=(i,), daemon=True, name=f"lane-{i}").start()
+    runs: dict[int, dict] = {}
+    while len(runs) < len(jobs):
+        k, value = finished.get()
+        if k is None:
+            raise value  # a stuck peer lane is a daemon thread: it ends with the process
+        runs[k] = value
+        if rank == 0:
+            out.put(("progress", rank, (len(runs) / len(jobs), f"{len(runs)} of {len(jobs)} runs trained")))
+    return [runs[k] for k in range(len(jobs))]
 
 
 def _numpy(t: Tensor | None) -> np.ndarray | None:
@@ -181,10 +236,10 @@ def _equivalence(rank: int, world_size: int, b: int, seed: int, device: torch.de
     return found
 
 
-def _average_gradients(model: nn.Module, meter: CommMeter, world_size: int) -> None:
+def _average_gradients(models: list[nn.Module], meter: CommMeter, world_size: int, group: Any) -> None:
     """Data parallelism: one all-reduce of every gradient, flattened, then ÷ world size (the mean loss)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = meter.all_reduce(torch.cat([g.reshape(-1) for g in grads]), dist.group.WORLD)
+    grads = [p.grad for model in models for p in model.parameters() if p.grad is not None]
+    flat = meter.all_reduce(torch.cat([g.reshape(-1) for g in grads]), group)
     flat.div_(world_size)
     for g, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
         g.copy_(synced)
@@ -263,7 +318,7 @@ def _step(run: _Run, x: Tensor, y: Tensor, cfg: DistConfig, lr: float) -> None:
     run.model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(run.model(x), y)
     loss.backward()
-    _average_gradients(run.model, run.grad_meter, cfg.world_size)
+    _average_gradients([run.model], run.grad_meter, cfg.world_size, dist.group.WORLD)
     sgd_momentum_step(list(run.model.parameters()), run.velocity, lr, cfg.momentum)
     if x.is_cuda:
         torch.cuda.synchronize()
@@ -271,6 +326,27 @@ def _step(run: _Run, x: Tensor, y: Tensor, cfg: DistConfig, lr: float) -> None:
     run.bn_s.append(sum(m.seconds for m in meters) - bn_before)
     run.grad_s.append(run.grad_meter.seconds - grad_before)
     run.loss.append(loss.detach())
+    _record_stats(run, cfg)
+
+
+def _lockstep_step(runs: list[_Run], x: Tensor, y: Tensor, cfg: DistConfig, lr: float, group: Any) -> None:
+    """One update of every variant with one gradient all-reduce for all of them; untimed (``lanes`` > 1).
+
+    The same update as :func:`_step` for each model: the sums of independent gradients do
+    not depend on which other gradients share the all-reduce.
+    """
+    for run in runs:
+        run.model.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(run.model(x), y)
+        loss.backward()
+        run.loss.append(loss.detach())
+        _record_stats(run, cfg)
+    _average_gradients([run.model for run in runs], CommMeter(), cfg.world_size, group)
+    for run in runs:
+        sgd_momentum_step(list(run.model.parameters()), run.velocity, lr, cfg.momentum)
+
+
+def _record_stats(run: _Run, cfg: DistConfig) -> None:
     layers = _bn_layers(run.model) if cfg.record_stats else []
     if layers:
         c = cfg.stats_channel
@@ -287,19 +363,36 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 def _train_run(
-    rank: int, spec: Spec, initial_models: dict, b: int, seed: int, device: torch.device, report: Callable
+    rank: int,
+    spec: Spec,
+    initial_models: dict,
+    b: int,
+    seed: int,
+    device: torch.device,
+    report: Callable,
+    group: Any = None,
 ) -> dict:
-    """Train every variant on the same shards, interleaved step by step, so timings share the machine's noise."""
+    """Train every variant on the same shards, interleaved step by step, so timings share the machine's noise.
+
+    ``group``: a lane's process group (:func:`_train_in_lanes`): every collective of this run
+    goes through it, one gradient all-reduce per lockstep step, untimed. None: WORLD, timed.
+    """
     cfg = spec.cfg
     data = {k: v.to(device) for k, v in spec.data.items()}
     runs = {v: _new_run(model, cfg, device) for (s, v), model in initial_models.items() if s == seed}
+    if group is not None:
+        for layer in (m for run in runs.values() for m in _bn_layers(run.model)):
+            layer.process_group = group
     steps, lr = replica_schedule(cfg, b, len(data["y_train"]))
     shards = global_batches(len(data["y_train"]), cfg.world_size * b, steps, seed)[:, rank * b : (rank + 1) * b]
     for t in range(steps):
         idx = shards[t].to(device)
         x, y = data["x_train"][idx], data["y_train"][idx]
-        for run in runs.values():
-            _step(run, x, y, cfg, lr)
+        if group is None:
+            for run in runs.values():
+                _step(run, x, y, cfg, lr)
+        else:
+            _lockstep_step(list(runs.values()), x, y, cfg, lr, group)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == steps:
             for run in runs.values():
                 run.acc.append((t + 1, _accuracy(run.model, data["x_test"], data["y_test"])))

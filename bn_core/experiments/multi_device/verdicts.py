@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from bn_core.distributed import LR_REFERENCE_BATCH
 from bn_core.experiments.multi_device.base import MIN_PER_REPLICA_IMAGES
-from bn_core.experiments.multi_device.replica_sweep import ReplicaSweepConfig, ReplicaSweepResult, lockstep_steps
+from bn_core.experiments.multi_device.replica_sweep import (
+    ReplicaSweepConfig,
+    ReplicaSweepResult,
+    lockstep_steps,
+    sweep_lanes,
+)
 from bn_core.experiments.multi_device.stats import StatsResult
 from bn_core.verdict import Verdict, num, pct, ratio
 
@@ -160,7 +165,9 @@ def time_verdict(r: StatsResult) -> Verdict:
 
 
 def sweep_seconds(cfg: ReplicaSweepConfig, r: StatsResult | None) -> float | None:
-    """The sweep's duration estimated from the step times this server just measured (section 4), if any."""
+    """The sweep's duration with its runs one at a time, from the step times this server just measured
+    (section 4), if any. Its runs train :func:`sweep_lanes` at a time, which overlaps their waiting for
+    each other's all-reduces, so this is an upper estimate."""
     if r is None or not r.per_replica_trained:
         return None
     return lockstep_steps(cfg) * sum(r.step_ms[v] for v in ("per_replica", "sync", "group")) / 1e3
@@ -186,7 +193,10 @@ def sweep_estimate(cfg: ReplicaSweepConfig, r: StatsResult | None) -> Verdict:
     seconds = sweep_seconds(cfg, r)
     if seconds is None:
         return Verdict(True, f"Training {what}…")
-    about = f"about {num(seconds, 2)} s at the step times measured above"
+    about = f"at most about {num(seconds, 2)} s at the step times measured above"
+    lanes = sweep_lanes(cfg)
+    if lanes > 1:
+        about += f"; {lanes} runs train at once on every rank, so their waiting overlaps"
     return Verdict(seconds > SLOW_S, f"Training {what} ({about})…")
 
 
