@@ -183,7 +183,8 @@ def _train_in_lanes(
     the slowest rank to be scheduled); with several runs in flight one computes while another
     waits. Each run computes exactly what it computes alone: its own models, shards and group.
     """
-    groups = [dist.new_group(backend=spec.backend) for _ in range(lanes)]  # collective: same order on every rank
+    timeout = datetime.timedelta(seconds=spec.cfg.timeout_s + 30)  # as the WORLD group's: the launcher's fires first
+    groups = [dist.new_group(backend=spec.backend, timeout=timeout) for _ in range(lanes)]  # same order on every rank
     plan = lane_plan(spec.cfg, jobs, lanes, len(spec.data["y_train"]))
     finished: queue.Queue = queue.Queue()
 
