@@ -35,7 +35,7 @@ from pathlib import Path
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.e2e.server import IGNORED_CONSOLE
-from ui.nav import PAGES, PageInfo
+from ui.nav import PageInfo
 from ui.prepare import agent_interact
 
 SEED_LABEL = "Global seed"  # the sidebar control every page shares (ui/sidebar.py)
@@ -77,7 +77,7 @@ class SessionResult:
 
 def page_url(base: str, info: PageInfo) -> str:
     """Default settings: the page's URL with no query (the default page at the root)."""
-    return f"{base}/" if info is PAGES[0] else f"{base}/{info.url_path}"
+    return f"{base}/{info.route}"
 
 
 # --- Playwright: one browser context per session, in one headless Chromium ---------------------
@@ -199,7 +199,7 @@ def check_snapshot(reply: dict, info: PageInfo) -> str | None:
     """Why this snapshot is not the rendered page, or None when it is."""
     if reply.get("status") != "ready":
         return f"status {reply.get('status')!r}"
-    if reply.get("page", {}).get("url_path") not in (info.url_path, "" if info is PAGES[0] else info.url_path):
+    if reply.get("page", {}).get("url_path") not in (info.url_path, info.route):
         return f"landed on {reply.get('page')}"
     nodes = _nodes(reply.get("tree", {}))
     failed = [n for n in nodes if n.get("type") in FAILURE_TYPES]
@@ -224,7 +224,7 @@ def agent_session(base: str, info: PageInfo, result: SessionResult, seed: int, t
     deadline = time.monotonic() + timeout_s
     try:
         start = time.perf_counter()
-        reply = agent_interact(base, {} if info is PAGES[0] else {"page": info.url_path}, deadline)
+        reply = agent_interact(base, {"page": info.route} if info.route else {}, deadline)
         result.open_s = time.perf_counter() - start
         if problem := check_snapshot(reply, info):
             result.problems.append(f"open: {problem}")

@@ -36,7 +36,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.asyncio.client import connect
 
 from bench.load_drivers import SEED_LABEL, SessionResult
-from ui.nav import PAGES, PageInfo
+from ui.nav import PageInfo
 
 STREAM = "/_stcore/stream"
 
@@ -79,7 +79,7 @@ class BrowserProtocolSession:
         state = msg.rerun_script
         state.query_string = self.query_string
         state.page_script_hash = self.page_script_hash
-        state.page_name = "" if self.info is PAGES[0] else self.info.url_path
+        state.page_name = self.info.route
         state.cached_message_hashes.extend(sorted(self.cached))  # as a browser reports its message cache
         if seed_widget is not None:
             widget = state.widget_states.widgets.add()

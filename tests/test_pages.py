@@ -114,3 +114,10 @@ def test_the_app_freezes_what_its_first_run_loaded_out_of_the_collector():
 
     open_page()
     assert gc.get_freeze_count() > 50_000  # torch, pandas and Streamlit at least
+
+
+def test_only_the_default_page_is_requested_without_a_name():
+    """One rule for every client that opens a page (the load drivers, Prepare this class): "" is the root."""
+    assert PAGES[0].route == "" and PAGES[0].url_path == "index"
+    assert [info.route for info in PAGES[1:]] == [info.url_path for info in PAGES[1:]]
+    assert all(info.route for info in PAGES[1:])

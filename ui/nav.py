@@ -25,6 +25,11 @@ class PageInfo:
     goals: tuple[str, ...] = ()  # what a student can do after the page
     prereq: str = ""  # what to know first
 
+    @property
+    def route(self) -> str:
+        """The page's name in a URL or a session's page request: "" for the default page (served at /)."""
+        return "" if self is PAGES[0] else self.url_path
+
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("views/welcome.py", "Welcome", ":material/science:", "index", "What the lab is, and the lesson plan."),

@@ -88,7 +88,7 @@ def agent_interact(base: str, body: dict, deadline: float) -> dict:
 def open_view(base: str, info: PageInfo, seed: int, preset: str | None) -> str | None:
     """Open one view as a headless session; None when it rendered, else why not."""
     query = {"seed": [str(seed)], **({"preset": [preset]} if preset else {})}
-    body = {"query_params": query, **({"page": info.url_path} if info is not PAGES[0] else {})}
+    body = {"query_params": query, **({"page": info.route} if info.route else {})}
     try:
         reply = agent_interact(base, body, time.monotonic() + VIEW_TIMEOUT_S)
     except (OSError, RuntimeError, ValueError) as err:
