@@ -122,3 +122,29 @@ def test_bad_configs_raise_value_error(cfg: DataConfig) -> None:
 def test_train_size_is_the_training_split_length(name: str) -> None:
     cfg = DataConfig(name, seed=3)
     assert train_size(cfg) == len(load_dataset(cfg).y_train) and train_size(cfg) == train_size(DataConfig(name, seed=3))
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch) -> None:
+    """The bundled file, read directly, is exactly ``load_digits()``; without the file, load_digits is asked."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from bn_core import data
+
+    bunch = load_digits()
+    direct = data._digits_table()
+    assert direct.shape == (1797, 65)
+    assert np.array_equal(direct[:, :-1], bunch.data) and np.array_equal(direct[:, -1], bunch.target)
+    monkeypatch.setattr(data, "DIGITS_FILE", ("no", "such", "file.csv.gz"))
+    assert np.array_equal(data._digits_table(), direct)  # the fallback gives the same table
+    probe = "import sys; from bn_core.data import _digits_arrays; _digits_arrays(); print('sklearn' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=data.Path(data.__file__).parents[1],
+    )
+    assert out.stdout.strip() == "False"  # a fresh process loads the digits and never imports scikit-learn

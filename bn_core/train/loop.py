@@ -291,10 +291,10 @@ def concat_results(results: Sequence[TrainResult]) -> tuple[pd.DataFrame, pd.Dat
 def warm_up() -> float:
     """Pay a fresh process's one-time costs now, so the first real run is fast; returns the seconds spent.
 
-    The first :func:`train` in a process imports scikit-learn and loads the digits
-    (~1.1 s here), lets ``torch.optim`` import ``torch._dynamo`` (~0.85 s) and
-    initializes the meta device behind ``nn.utils.skip_init`` (~0.3 s): about 2.7 s on
-    top of the run itself. Call this once at app start (e.g. in a cached resource).
+    The first :func:`train` in a process loads the digits (5 ms: the file is read without
+    importing scikit-learn), lets ``torch.optim`` import ``torch._dynamo`` (~0.85 s) and
+    initializes the meta device behind ``nn.utils.skip_init`` (~0.3 s): about 0.8 s on
+    top of the run itself here. Call this once at app start (e.g. in a cached resource).
     """
     started = time.perf_counter()
     train(fig1_config("batch", steps=2, eval_every=1, stats_every=1, device="cpu"))
