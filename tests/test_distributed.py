@@ -301,13 +301,15 @@ def test_lane_plan_gives_every_job_once_longest_first_to_the_least_loaded_lane()
 
 def test_a_failing_lane_raises_in_the_ranks_main_thread(monkeypatch):
     """In one process (a 1-rank gloo group): results come back in job order, and a lane's error is raised."""
-    cfg = DistConfig(world_size=2, images_per_replica=(2, 4, 8), steps=3)
+    cfg = DistConfig(world_size=2, images_per_replica=(2, 4, 8), epochs=1.0)  # 25, 13 and 7 steps of 100 examples
     spec = worker_mod.Spec(cfg, 0, "gloo", {"y_train": torch.zeros(100)}, torch.zeros(1), os.getpid(), 0.0)
     jobs = [(2, 0), (4, 0), (8, 0)]
 
+    progress: list[float] = []
+
     class Out:
         def put(self, message):
-            pass
+            progress.append(message[2][0])
 
     def fake_run(rank, spec, models, b, seed, device, report, group):
         if b == 8 and fail:
@@ -321,6 +323,8 @@ def test_a_failing_lane_raises_in_the_ranks_main_thread(monkeypatch):
         fail = False
         runs = worker_mod._train_in_lanes(0, spec, torch.device("cpu"), Out(), jobs, {}, 2)
         assert [r["images"] for r in runs] == [2, 4, 8]
+        assert sorted(progress) == progress and progress[-1] == 1.0  # the share of steps done
+        assert set(progress) <= {25 / 45, 13 / 45, 7 / 45, 38 / 45, 32 / 45, 20 / 45, 1.0}
         fail = True
         with pytest.raises(RuntimeError, match="lane broke"):
             worker_mod._train_in_lanes(0, spec, torch.device("cpu"), Out(), jobs, {}, 2)
