@@ -291,12 +291,13 @@ def test_runs_trained_in_lanes_are_bitwise_the_runs_trained_one_by_one():
 def test_lane_plan_gives_every_job_once_longest_first_to_the_least_loaded_lane():
     cfg = DistConfig(world_size=2, epochs=1.0)
     jobs = [(b, s) for b in (2, 4, 8, 16) for s in (0, 1)]
-    plan = worker_mod.lane_plan(cfg, jobs, 3, 1347)
+    job_steps = [replica_schedule(cfg, b, 1347)[0] for b, _ in jobs]
+    plan = worker_mod.lane_plan(job_steps, 3)
     assert sorted(k for lane in plan for k in lane) == list(range(len(jobs)))
-    steps = [sum(replica_schedule(cfg, jobs[k][0], 1347)[0] for k in lane) for lane in plan]
+    steps = [sum(job_steps[k] for k in lane) for lane in plan]
     assert [plan[0][0], plan[1][0]] == [0, 1]  # the two 337-step runs (2 images per replica) start first, apart
     assert steps == [337 + 85, 337 + 85, 169 + 169 + 43 + 43]  # within the shortest run (43 steps) of each other
-    assert plan == worker_mod.lane_plan(cfg, jobs, 3, 1347)  # every rank makes the same plan
+    assert plan == worker_mod.lane_plan(job_steps, 3)  # every rank makes the same plan
 
 
 def test_a_failing_lane_raises_in_the_ranks_main_thread(monkeypatch):

@@ -158,16 +158,16 @@ def _work(rank: int, spec: Spec, device: torch.device, out: Any) -> dict:
     return result
 
 
-def lane_plan(cfg: DistConfig, jobs: list[tuple[int, int]], lanes: int, n_train: int) -> list[list[int]]:
-    """Which jobs each lane trains: longest first, each to the lane with the fewest steps so far.
+def lane_plan(steps: list[int], lanes: int) -> list[list[int]]:
+    """Which jobs each lane trains, given each job's step count: longest first, each to the lane
+    with the fewest steps so far.
 
-    A pure function of the config, so every rank makes the same plan: lane i of every rank
-    trains the same runs in the same order, on the same process group.
+    A pure function of the config's step counts, so every rank makes the same plan: lane i of
+    every rank trains the same runs in the same order, on the same process group.
     """
     plan: list[list[int]] = [[] for _ in range(lanes)]
     load = [0] * lanes
-    steps = [replica_schedule(cfg, b, n_train)[0] for b, _ in jobs]
-    for k in sorted(range(len(jobs)), key=lambda k: (-steps[k], k)):
+    for k in sorted(range(len(steps)), key=lambda k: (-steps[k], k)):
         lane = load.index(min(load))
         plan[lane].append(k)
         load[lane] += steps[k]
@@ -185,7 +185,8 @@ def _train_in_lanes(
     """
     timeout = datetime.timedelta(seconds=spec.cfg.timeout_s + 30)  # as the WORLD group's: the launcher's fires first
     groups = [dist.new_group(backend=spec.backend, timeout=timeout) for _ in range(lanes)]  # same order on every rank
-    plan = lane_plan(spec.cfg, jobs, lanes, len(spec.data["y_train"]))
+    steps = [replica_schedule(spec.cfg, b, len(spec.data["y_train"]))[0] for b, _ in jobs]
+    plan = lane_plan(steps, lanes)
     finished: queue.Queue = queue.Queue()
 
     def lane(i: int) -> None:
@@ -198,7 +199,6 @@ def _train_in_lanes(
 
     for i in range(lanes):
         threading.Thread(target=lane, args=(i,), daemon=True, name=f"lane-{i}").start()
-    steps = [replica_schedule(spec.cfg, b, len(spec.data["y_train"]))[0] for b, _ in jobs]
     runs: dict[int, dict] = {}
     while len(runs) < len(jobs):
         k, value = finished.get()
@@ -318,9 +318,7 @@ def _step(run: _Run, x: Tensor, y: Tensor, cfg: DistConfig, lr: float) -> None:
     meters = [m.meter for m in _bn_layers(run.model) if isinstance(m, SyncManualBatchNorm)]
     bn_before, grad_before = sum(m.seconds for m in meters), run.grad_meter.seconds
     start = time.perf_counter()
-    run.model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(run.model(x), y)
-    loss.backward()
+    loss = _backprop(run, x, y)
     _average_gradients([run.model], run.grad_meter, cfg.world_size, dist.group.WORLD)
     sgd_momentum_step(list(run.model.parameters()), run.velocity, lr, cfg.momentum)
     if x.is_cuda:
@@ -339,14 +337,19 @@ def _lockstep_step(runs: list[_Run], x: Tensor, y: Tensor, cfg: DistConfig, lr: 
     not depend on which other gradients share the all-reduce.
     """
     for run in runs:
-        run.model.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(run.model(x), y)
-        loss.backward()
-        run.loss.append(loss.detach())
+        run.loss.append(_backprop(run, x, y).detach())
         _record_stats(run, cfg)
     _average_gradients([run.model for run in runs], CommMeter(), cfg.world_size, group)
     for run in runs:
         sgd_momentum_step(list(run.model.parameters()), run.velocity, lr, cfg.momentum)
+
+
+def _backprop(run: _Run, x: Tensor, y: Tensor) -> Tensor:
+    """This rank's loss on its shard and its gradients (sync BN's all-reduces run inside)."""
+    run.model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(run.model(x), y)
+    loss.backward()
+    return loss
 
 
 def _record_stats(run: _Run, cfg: DistConfig) -> None:
