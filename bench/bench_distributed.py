@@ -107,7 +107,8 @@ def _timed(name: str, fn, repeats: int, goal: float) -> Result:
 
 def _sweep(repeats: int) -> Result:
     """The default sweep as the page runs it, interleaved with the same launch one run at a time."""
-    one_lane = dataclasses.replace(sweep_dist_config(ReplicaSweepConfig()), lanes=1)
+    as_run = sweep_dist_config(ReplicaSweepConfig())
+    one_lane = dataclasses.replace(as_run, lanes=1)
     lanes, serial = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -117,7 +118,7 @@ def _sweep(repeats: int) -> Result:
         launch(one_lane)
         serial.append(time.perf_counter() - start)
     detail = {"runs_s": lanes, "one_lane_runs_s": serial, "one_lane_s": statistics.median(serial)}
-    detail |= {"lanes": sweep_dist_config(ReplicaSweepConfig()).lanes}
+    detail |= {"lanes": as_run.lanes}
     detail["speedup_vs_one_lane"] = statistics.median(b / a for a, b in zip(lanes, serial, strict=True))
     return Result("replica_sweep_s", statistics.median(lanes), "s", goal=5.0, detail=detail)
 

@@ -292,9 +292,10 @@ def warm_up() -> float:
     """Pay a fresh process's one-time costs now, so the first real run is fast; returns the seconds spent.
 
     The first :func:`train` in a process loads the digits (5 ms: the file is read without
-    importing scikit-learn), lets ``torch.optim`` import ``torch._dynamo`` (~0.85 s) and
-    initializes the meta device behind ``nn.utils.skip_init`` (~0.3 s): about 0.8 s on
-    top of the run itself here. Call this once at app start (e.g. in a cached resource).
+    importing scikit-learn), initializes the meta device behind ``nn.utils.skip_init``
+    (~0.25 s alone) and lets ``torch.optim`` import ``torch._dynamo``, which needs much of
+    the same machinery: about 0.8 s for both, on top of the run itself here. Call this once
+    at app start (e.g. in a cached resource).
     """
     started = time.perf_counter()
     train(fig1_config("batch", steps=2, eval_every=1, stats_every=1, device="cpu"))
