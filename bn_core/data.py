@@ -8,7 +8,7 @@ The CSV parser never raises on bad input. It returns a :class:`ParsedCSV` whose
 page can show them and keep working.
 
 The datasets section (bottom) gives the training engine its data: scikit-learn's
-bundled handwritten digits (offline) and seeded synthetic sets, split once into
+bundled handwritten digits (offline, read by :mod:`bn_core.digits`) and seeded synthetic sets, split once into
 train and test, returned as CPU tensors in a :class:`DataSplit`.
 """
 
@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import csv
 import functools
-import gzip
-import importlib.util
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+
+from bn_core.digits import digits_arrays
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -331,40 +330,6 @@ class DataSplit:
         return int(self.x_train.shape[1])
 
 
-DIGITS_FILE = ("datasets", "data", "digits.csv.gz")  # inside the scikit-learn package: 64 pixel counts, then the label
-
-
-def _digits_table() -> np.ndarray:
-    """The digits file scikit-learn ships, ``(1797, 65)``, read as ``sklearn.datasets.load_digits`` reads it.
-
-    Found on disk without importing scikit-learn: importing ``sklearn.datasets`` costs about
-    0.75 s, the largest part of a fresh server's first training after ``import torch`` and
-    ``torch.optim``'s ``torch._dynamo``; reading the file takes 5 ms. If the file is not where
-    scikit-learn 1.9 keeps it, ``load_digits`` is asked (tests/test_data.py checks both agree).
-    """
-    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
-    for root in spec.submodule_search_locations if spec and spec.submodule_search_locations else ():
-        path = Path(root).joinpath(*DIGITS_FILE)
-        if path.is_file():
-            with gzip.open(path, mode="rt", encoding="utf-8") as text:
-                return np.loadtxt(text, delimiter=",")
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return np.column_stack([bunch.data, bunch.target])
-
-
-@functools.lru_cache(maxsize=1)
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8×8 digits, loaded once per process. Callers must copy."""
-    table = _digits_table()
-    x = table[:, :-1].astype(np.float32) / 16.0  # (1797, 64)  pixel counts 0…16 → [0, 1]
-    y = table[:, -1].astype(np.int64)  # (1797,)
-    x.flags.writeable = False  # the cache is shared: make accidental in-place edits fail loudly
-    y.flags.writeable = False
-    return x, y
-
-
 def _moons(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (like sklearn's make_moons, with random angles)."""
     y = np.arange(n) % 2  # (n,)  balanced classes
@@ -468,7 +433,7 @@ def load_dataset(cfg: DataConfig) -> DataSplit:
     _validate(cfg)
     rng = np.random.default_rng(cfg.seed)
     if cfg.name == "digits":
-        x, y = _digits_arrays()
+        x, y = digits_arrays()
     else:
         x, y = _synthetic(cfg, rng)
     train, test = _stratified_split(y, cfg.test_fraction, rng)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -131,20 +133,20 @@ def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch) -> None
 
     from sklearn.datasets import load_digits
 
-    from bn_core import data
+    from bn_core import digits
 
     bunch = load_digits()
-    direct = data._digits_table()
+    direct = digits.read_digits_table()
     assert direct.shape == (1797, 65)
     assert np.array_equal(direct[:, :-1], bunch.data) and np.array_equal(direct[:, -1], bunch.target)
-    monkeypatch.setattr(data, "DIGITS_FILE", ("no", "such", "file.csv.gz"))
-    assert np.array_equal(data._digits_table(), direct)  # the fallback gives the same table
-    probe = "import sys; from bn_core.data import _digits_arrays; _digits_arrays(); print('sklearn' in sys.modules)"
+    monkeypatch.setattr(digits, "DIGITS_FILE", ("no", "such", "file.csv.gz"))
+    assert np.array_equal(digits.read_digits_table(), direct)  # the fallback gives the same table
+    probe = "import sys; from bn_core import data as d; d.load_dataset(d.DataConfig()); print('sklearn' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         check=True,
-        cwd=data.Path(data.__file__).parents[1],
+        cwd=Path(digits.__file__).parents[1],
     )
     assert out.stdout.strip() == "False"  # a fresh process loads the digits and never imports scikit-learn
