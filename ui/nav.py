@@ -24,6 +24,7 @@ class PageInfo:
     minutes: int = 0  # class time for the page in the lesson plan
     goals: tuple[str, ...] = ()  # what a student can do after the page
     prereq: str = ""  # what to know first
+    launches_workers: bool = False  # its default view trains on worker processes (bn_core.fork_server)
 
     @property
     def route(self) -> str:
@@ -98,6 +99,7 @@ PAGES: tuple[PageInfo, ...] = (
         10,
         ("explain when per-replica BN statistics differ from synchronized ones, and what syncing costs",),
         "Batch-Size Sensitivity",
+        launches_workers=True,
     ),
 )
 

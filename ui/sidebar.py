@@ -49,6 +49,16 @@ def router_pages() -> list[st.Page]:
     return [copy.copy(page) for page in _pages_once()]
 
 
+def start_workers_for(url_path: str) -> None:
+    """Before this process first imports torch: if the page at ``url_path`` trains on worker processes,
+    start their fork server now (:func:`bn_core.fork_server.start_fork_server`), so that it imports
+    torch on the other core while this process imports it for the page."""
+    if any(page.launches_workers and page.url_path == url_path for page in nav.PAGES):
+        from bn_core.fork_server import start_fork_server
+
+        start_fork_server()
+
+
 def render() -> list[str]:
     """Draw the shared sidebar below the router's menu (device, seed, live class); return notices about the
     URL's global keys."""

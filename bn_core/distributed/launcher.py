@@ -29,6 +29,7 @@ from bn_core.distributed.config import (
 )
 from bn_core.distributed.results import DistResult, build_result
 from bn_core.distributed.worker import Spec, worker_main
+from bn_core.fork_server import fork_server_context
 from bn_core.progress import Progress
 
 
@@ -167,24 +168,21 @@ def _initial_models(cfg: DistConfig, backend: str) -> Tensor:
     return torch.frombuffer(bytearray(pickle.dumps(models)), dtype=torch.uint8).share_memory_()
 
 
-WORKER_MODULE = "bn_core.distributed.worker"  # what the fork server imports once, torch with it
-
-
 def _context(start_method: str) -> Any:
     """The multiprocessing context for the workers.
 
-    "forkserver" (the default): the first launch starts one fork server, which imports torch
-    and this package once; every later worker is a fork of it. Why: a spawned worker imports
+    "forkserver" (the default): the first launch starts one fork server
+    (:mod:`bn_core.fork_server`, unless a page started it earlier), which imports torch and
+    this package once; every later worker is a fork of it. Why: a spawned worker imports
     torch afresh (about 2 s of start-up per launch, and a private copy of torch's Python heap
     per rank), while a forked one starts in milliseconds and shares those pages with the fork
     server until it writes to them. The fork server is a fresh single-threaded process, so
     forking it is safe even though the app server runs many threads. "spawn" remains for
     comparison (bench) and for platforms without fork.
     """
-    ctx = torch.multiprocessing.get_context(start_method)
     if start_method == "forkserver":
-        ctx.set_forkserver_preload([WORKER_MODULE])
-    return ctx
+        return fork_server_context()
+    return torch.multiprocessing.get_context(start_method)
 
 
 def launch(cfg: DistConfig, progress: Progress | None = None) -> DistResult:
