@@ -42,3 +42,14 @@ def test_only_the_page_that_launches_workers_starts_their_fork_server(page, monk
     sidebar.start_workers_for(page.url_path)
     assert started == ([page.url_path] if page.url_path == "multi-device" else [])
     assert page.launches_workers == (page.url_path == "multi-device")
+
+
+def test_a_fork_server_that_cannot_start_only_costs_the_head_start(monkeypatch, caplog):
+    """No fork server on this platform: the router logs it and the page goes on (its launch reports why)."""
+
+    def refuse():
+        raise ValueError("cannot find context for 'forkserver'")
+
+    monkeypatch.setattr("bn_core.fork_server.start_fork_server", refuse)
+    sidebar.start_workers_for("multi-device")
+    assert "could not start early" in caplog.text

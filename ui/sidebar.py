@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 from collections.abc import Callable
 
 import streamlit as st
 
 from ui import classroom, nav, widgets
 from ui.state import Field, PageState
+
+log = logging.getLogger("batchnorm_lab")
 
 GLOBAL = PageState(
     "global",
@@ -52,11 +55,15 @@ def router_pages() -> list[st.Page]:
 def start_workers_for(url_path: str) -> None:
     """Before this process first imports torch: if the page at ``url_path`` trains on worker processes,
     start their fork server now (:func:`bn_core.fork_server.start_fork_server`), so that it imports
-    torch on the other core while this process imports it for the page."""
+    torch on the other core while this process imports it for the page. Only a head start: where
+    it cannot start (no fork server on this platform), the page's own launch reports why."""
     if any(page.launches_workers and page.url_path == url_path for page in nav.PAGES):
         from bn_core.fork_server import start_fork_server
 
-        start_fork_server()
+        try:
+            start_fork_server()
+        except (ValueError, OSError):
+            log.warning("the workers' fork server could not start early", exc_info=True)
 
 
 def render() -> list[str]:
