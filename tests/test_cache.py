@@ -107,3 +107,42 @@ def test_table_hides_a_plain_row_count_and_shows_a_named_index():
     at = AppTest.from_function(script).run()
     assert not at.exception, [e.message for e in at.exception]
     assert [t.proto.hide_index for t in at.table] == [True, False]
+
+
+def _flaky_store(monkeypatch, failures: int) -> list[str]:
+    """``st.cache_data`` whose stored results are unreadable for the first ``failures`` reads."""
+    from streamlit.runtime.caching.cache_errors import CacheError
+
+    events: list[str] = []
+
+    def fake_cache_data(**_options):
+        def decorate(fn):
+            def read(*args, **kwargs):
+                if events.count("unreadable") < failures:
+                    events.append("unreadable")
+                    raise CacheError("Failed to unpickle")
+                events.append("read")
+                return fn(*args, **kwargs)
+
+            read.clear = lambda: events.append("dropped")
+            return read
+
+        return decorate
+
+    monkeypatch.setattr(cache.st, "cache_data", fake_cache_data)
+    return events
+
+
+def test_a_result_read_while_another_session_writes_it_is_read_again(monkeypatch):
+    events = _flaky_store(monkeypatch, failures=1)
+    compute, calls = _counted()
+    assert compute(Cfg(3)) == {"value": 3.0}
+    assert events == ["unreadable", "read"] and len(calls) == 1
+    assert compute(Cfg(3)) == {"value": 3.0} and events == ["unreadable", "read"]  # then the memo holds it
+
+
+def test_stored_results_that_stay_unreadable_are_dropped_and_computed_anew(monkeypatch):
+    events = _flaky_store(monkeypatch, failures=2)
+    compute, calls = _counted()
+    assert compute(Cfg(4)) == {"value": 4.0}
+    assert events == ["unreadable", "unreadable", "dropped", "read"] and len(calls) == 1

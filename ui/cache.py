@@ -15,19 +15,28 @@ The rules that make sharing one object between sessions safe:
 * an argument that is not hashable skips the memo and goes to ``st.cache_data``;
 * ``clear()`` empties every memo and ``st.cache_data`` (tests that recompute from a link
   call it); on disk, ``ui.prepare.drop_stale_disk_cache`` still drops results of older code.
+
+A stored result that cannot be read (``CacheError``) is never a student's problem. Streamlit
+reads a result from the disk without its per-result lock, so a session can read the file while
+another session is still writing it (seen once under 30 fresh sessions: "This section failed
+(CacheError)"); the read is tried again, and if the stored results stay unreadable (a file cut
+short by a crash) that function's stored results are dropped and the result computed anew.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit.runtime.caching.cache_errors import CacheError
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("batchnorm_lab")
 MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
 _MEMOS: list[_Memo] = []
 
@@ -57,6 +66,20 @@ class _Memo:
                 self.items.popitem(last=False)
 
 
+def _through_cache(data_fn: Any, args: tuple, kwargs: dict) -> Any:
+    """``data_fn(*args, **kwargs)``, read again when the stored result was unreadable (see the module notes)."""
+    try:
+        return data_fn(*args, **kwargs)
+    except CacheError:
+        log.warning("a stored result of %s could not be read; reading it again", data_fn.__name__, exc_info=True)
+    try:
+        return data_fn(*args, **kwargs)  # it raced a write of the same result, which is whole now
+    except CacheError:
+        log.warning("the stored results of %s stay unreadable; dropping them", data_fn.__name__, exc_info=True)
+        data_fn.clear()
+        return data_fn(*args, **kwargs)
+
+
 def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], F]:
     """``@st.cache_data(persist="disk", max_entries=..., show_spinner=...)`` behind a per-process memo."""
 
@@ -74,10 +97,10 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
             try:
                 found, value = memo.get(key)
             except TypeError:  # an unhashable argument: st.cache_data hashes it by value
-                return data_fn(*args, **kwargs)
+                return _through_cache(data_fn, args, kwargs)
             if found:
                 return value
-            value = data_fn(*args, **kwargs)
+            value = _through_cache(data_fn, args, kwargs)
             memo.put(key, value)
             return value
 
