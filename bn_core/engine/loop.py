@@ -109,26 +109,22 @@ CHUNK_FLOATS = 1 << 18
 
 
 @torch.no_grad()
-def _forward_chunks(run: _Run, x: Tensor, mode: str, window: int = 1) -> tuple[Tensor, Tensor]:
-    """Logits of ``x`` (N, D), forwarded in chunks of whole windows of ``window`` rows, in both layouts.
-
-    Returns ``(K, C, N)`` (the head's own layout: reductions over the C classes run fast along
-    N) and a contiguous ``(K, N, C)`` copy (argmax over C runs fast on it). A log-softmax over
-    the 10 classes of the ``(K, N, C)`` layout measured 20× slower than over the ``(K, C, N)``.
-    """
+def _forward_chunks(run: _Run, x: Tensor, mode: str, window: int = 1) -> Tensor:
+    """Logits ``(K, N, C)`` of ``x`` (N, D), forwarded in chunks of whole windows of ``window`` rows."""
     K, width = len(run.order), run.cfg.base.model.width
     rows = max(window, CHUNK_FLOATS // (K * width) // window * window)
     parts = [run.stack.forward(x[i : i + rows], mode=mode, window=window)[0] for i in range(0, len(x), rows)]
-    by_class = torch.cat([part.transpose(1, 2) for part in parts], dim=2)  # (K, C, N)
-    return by_class, by_class.transpose(1, 2).contiguous()
+    return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
 def _evaluate(run: _Run, step: int) -> None:
     """Eval-mode train accuracy (fixed subset), test accuracy and test loss of every network."""
-    by_class, logits = _forward_chunks(run, run.eval_x, "eval")  # (K, C, M), (K, M, C); M = n_sub + N_test
+    logits = _forward_chunks(run, run.eval_x, "eval")  # (K, n_sub + N_test, C)
     correct = (logits.argmax(dim=2) == run.eval_y).to(torch.float64)  # (K, M)
-    log_p = torch.log_softmax(by_class[:, :, run.n_sub :], dim=1)  # (K, C, N_test)
+    # Over the classes laid out along dim 1: over the 10 classes of a (K, N, C) tensor's last dim, log-softmax
+    # measured 20× slower (0.6 ms of an 8.8 ms evaluation of the Training grid).
+    log_p = torch.log_softmax(logits[:, run.n_sub :].transpose(1, 2).contiguous(), dim=1)  # (K, C, N_test)
     y_test = run.eval_y[run.n_sub :].expand(len(run.order), 1, -1)  # (K, 1, N_test)
     test_loss = -log_p.gather(1, y_test).mean(dim=(1, 2)).to(torch.float64)  # (K,)
     run.evals.append((step, torch.stack([correct[:, : run.n_sub].mean(1), correct[:, run.n_sub :].mean(1), test_loss])))
@@ -163,7 +159,7 @@ def _test_in_train_mode(run: _Run, split: DataSplit) -> np.ndarray:
     b = min(run.cfg.test_batch, n)
     rows, counted = window_rows(n, b)
     x = split.x_test[rows].to(device=run.x_train.device, dtype=run.x_train.dtype)
-    _, logits = _forward_chunks(run, x, "test", window=b)  # (K, W·b, C)
+    logits = _forward_chunks(run, x, "test", window=b)  # (K, W·b, C)
     right = (logits.argmax(dim=2).cpu() == split.y_test[rows]) & counted  # (K, W·b)
     acc = right.sum(dim=1).double().numpy() / n
     is_bn = np.array([run.cfg.points[i].norm.kind == "batch" for i in run.order])
