@@ -8,8 +8,9 @@ The CSV parser never raises on bad input. It returns a :class:`ParsedCSV` whose
 page can show them and keep working.
 
 The datasets section (bottom) gives the training engine its data: scikit-learn's
-bundled handwritten digits (offline, read by :mod:`bn_core.digits`) and seeded synthetic sets, split once into
-train and test, returned as CPU tensors in a :class:`DataSplit`.
+bundled handwritten digits (offline, read by :mod:`bn_core.digits`) and seeded
+synthetic sets, split once into train and test, returned as CPU tensors in a
+:class:`DataSplit`.
 """
 
 from __future__ import annotations
