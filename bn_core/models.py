@@ -189,6 +189,17 @@ class SmallCNN(nn.Module):
         return self.head(h.mean(dim=(2, 3)))  # global average pool → (N, C2) → (N, n_classes)
 
 
+def _blank(cls: type[nn.Module], *args, **kwargs) -> nn.Module:
+    """``cls(*args, **kwargs)`` for a layer whose parameters :func:`_init_affine_` overwrites next.
+
+    Its default init draws from the global RNG, whose state is restored afterwards, so
+    building a model never moves the global RNG. Not ``nn.utils.skip_init``: its meta-device
+    round trip imports sympy, 0.35 s of one core at a fresh server's first model.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return cls(*args, **kwargs)
+
+
 def _init_affine_(layer: nn.Linear | nn.Conv2d, gen: torch.Generator, init_scale: float) -> None:
     """PyTorch's default law U(−1/√fan_in, 1/√fan_in) for weight and bias, drawn from ``gen``."""
     fan_in = layer.weight[0].numel()  # in_features, or in_channels·kh·kw
@@ -233,12 +244,12 @@ def build_mlp(cfg: MLPConfig, seed: int = 0, norm_factory: NormFactory | None = 
     gen = torch.Generator().manual_seed(seed)
     blocks, fan_in = [], cfg.in_features
     for _ in range(cfg.depth):
-        linear = nn.utils.skip_init(nn.Linear, fan_in, cfg.width)  # skip_init: no draw from the global RNG
+        linear = _blank(nn.Linear, fan_in, cfg.width)
         _init_affine_(linear, gen, cfg.init_scale)
         norm = _norm(cfg.norm, cfg.width, cfg.backend, False, cfg, norm_factory)
         blocks.append(Block(linear, norm, _activation(cfg.activation), cfg.placement))
         fan_in = cfg.width
-    head = nn.utils.skip_init(nn.Linear, cfg.width, cfg.n_classes)
+    head = _blank(nn.Linear, cfg.width, cfg.n_classes)
     _init_affine_(head, gen, cfg.init_scale)
     return MLP(cfg, blocks, head)
 
@@ -256,11 +267,11 @@ def build_cnn(cfg: CNNConfig, seed: int = 0, norm_factory: NormFactory | None = 
     c_in, (c1, c2) = cfg.image_shape[0], cfg.channels
     blocks = []
     for c_from, c_to, stride in ((c_in, c1, 1), (c1, c2, 2)):
-        conv = nn.utils.skip_init(nn.Conv2d, c_from, c_to, 3, stride=stride, padding=1)
+        conv = _blank(nn.Conv2d, c_from, c_to, 3, stride=stride, padding=1)
         _init_affine_(conv, gen, cfg.init_scale)
         norm = _norm(cfg.norm, c_to, cfg.backend, True, cfg, norm_factory)
         blocks.append(Block(conv, norm, _activation(cfg.activation), cfg.placement))
-    head = nn.utils.skip_init(nn.Linear, c2, cfg.n_classes)
+    head = _blank(nn.Linear, c2, cfg.n_classes)
     _init_affine_(head, gen, cfg.init_scale)
     return SmallCNN(cfg, blocks, head)
 

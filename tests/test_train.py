@@ -22,7 +22,6 @@ from bn_core.train import (
     evaluate,
     fig1_config,
     fixed_rows,
-    make_optimizer,
     needs_bigger_batch,
     run_schedule,
     train,
@@ -60,6 +59,12 @@ def test_global_rng_is_untouched() -> None:
     assert torch.equal(state, torch.random.get_rng_state())
 
 
+def _torch_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum if cfg.optimizer == "momentum" else 0, foreach=True)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_engine_equals_a_plain_torch_loop(optimizer: str) -> None:
     """torch.optim is the oracle: recording (probe forwards, evaluations) must not change training."""
@@ -67,7 +72,7 @@ def test_engine_equals_a_plain_torch_loop(optimizer: str) -> None:
     result = train(cfg, data=DIGITS)
     model_cfg = replace(cfg.model, in_features=64, n_classes=10)
     model = build_model(model_cfg, seed=cfg.seed).double()
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = _torch_optimizer(model.parameters(), cfg)
     x, y = DIGITS.x_train.double(), DIGITS.y_train
     losses = []
     for idx in run_schedule(cfg, DIGITS):

@@ -37,6 +37,7 @@ from bn_core.distributed.config import (
     replica_schedule,
 )
 from bn_core.functional import values_per_channel
+from bn_core.optim import heavy_ball_step
 from bn_core.sync_bn import CommMeter, SyncManualBatchNorm
 
 
@@ -294,15 +295,12 @@ class _Run:
 def sgd_momentum_step(params: list[Tensor], velocity: list[Tensor], lr: float, momentum: float) -> None:
     """``torch.optim.SGD``'s update (dampening 0, no Nesterov): ``v ← momentum·v + g``, ``p ← p − lr·v``.
 
-    Written out because constructing a ``torch.optim`` optimizer imports ``torch._dynamo``,
-    ~1.5 s of start-up in every fresh worker process. With ``v`` starting at 0 the first
-    step gives ``v = g``, exactly torch's first step.
+    :func:`bn_core.optim.heavy_ball_step`, not a ``torch.optim`` optimizer, whose first step
+    imports ``torch._dynamo``: ~1.5 s of start-up in every fresh worker process. With ``v``
+    starting at 0 the first step gives ``v = g``, exactly torch's first step.
     """
-    grads = [p.grad for p in params]
     with torch.no_grad():
-        torch._foreach_mul_(velocity, momentum)
-        torch._foreach_add_(velocity, grads)
-        torch._foreach_add_(params, velocity, alpha=-lr)
+        heavy_ball_step(params, [p.grad for p in params], velocity, lr, momentum)
 
 
 def _new_run(initial: nn.Module, cfg: DistConfig, device: torch.device) -> _Run:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bn_core.optim import ManualOptimizer
 from bn_core.precise_bn import bn_layers
 
 __all__ = ["fine_tune"]
@@ -41,7 +42,7 @@ def fine_tune(
     model's device), so a seed gives the same batches on any device.
     """
     device = next(model.parameters()).device
-    opt = torch.optim.SGD(params, lr=lr)
+    opt = ManualOptimizer(params, "sgd", lr)  # torch.optim.SGD's update, without importing torch._dynamo
     for step in range(1, steps + 1):
         model.train()
         for bn in bn_layers(model) if bn_eval else []:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from bn_core.data import DataSplit, load_dataset
 from bn_core.device import pick_device
 from bn_core.models import NormFactory, build_model
+from bn_core.optim import ManualOptimizer
 from bn_core.progress import Progress
 from bn_core.train.config import TrainConfig, fig1_config, fit_model, validate_config, variant_label
 from bn_core.train.evaluation import ModelMode, collect_taps
@@ -62,7 +63,7 @@ class StepContext:
     x: Tensor  # this step's batch, (B, D)
     y: Tensor  # its labels, (B,)
     loss: Tensor  # this step's batch loss, a detached scalar
-    optimizer: torch.optim.Optimizer  # the optimizer (its state is live)
+    optimizer: ManualOptimizer  # the optimizer (its state is live)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +111,7 @@ class _Run:
 
     cfg: TrainConfig
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: ManualOptimizer
     split: dict[str, Tensor]  # x_train, y_train, x_test, y_test on the device
     schedule: Tensor  # (steps, B) int64 on the device
     probe: Tensor  # (probe_size, D) on the device
@@ -292,10 +293,10 @@ def warm_up() -> float:
     """Pay a fresh process's one-time costs now, so the first real run is fast; returns the seconds spent.
 
     The first :func:`train` in a process loads the digits (5 ms: the file is read without
-    importing scikit-learn), initializes the meta device behind ``nn.utils.skip_init``
-    (~0.25 s alone) and lets ``torch.optim`` import ``torch._dynamo``, which needs much of
-    the same machinery: about 0.8 s for both, on top of the run itself here. Call this once
-    at app start (e.g. in a cached resource).
+    importing scikit-learn) and runs each kernel once: about 0.04 s here. It imports neither
+    ``torch._dynamo`` (``torch.optim``'s first step would: 0.9 s; :mod:`bn_core.optim` makes
+    the same updates) nor sympy (``nn.utils.skip_init``'s meta device would: 0.35 s; see
+    ``bn_core.models._blank``). Call this once at app start (e.g. in a cached resource).
     """
     started = time.perf_counter()
     train(fig1_config("batch", steps=2, eval_every=1, stats_every=1, device="cpu"))
