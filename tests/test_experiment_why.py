@@ -40,6 +40,7 @@ from bn_core.experiments.why.ics import (
 from bn_core.experiments.why.jacobian import (
     JacobianConfig,
     _model,
+    jacobian,
     layer_fn,
     run_jacobian,
 )
@@ -357,15 +358,24 @@ def test_scale_run_covers_the_grid_for_both_backends():
 
 
 @pytest.mark.parametrize("bn", [True, False])
-def test_jacrev_agrees_with_autograd_and_bn_couples_the_batch(bn):
+def test_jacobian_agrees_with_jacrev_and_autograd_and_bn_couples_the_batch(bn):
     cfg = JacobianConfig(depth=3, width=5, batch=6)
     model = _model(cfg, bn, digits_split())
     h = torch.randn(6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     f = layer_fn(model, 2, bn)
-    J = jacrev(f)(h)  # (N, W, N, W)
+    J = jacobian(f, h)  # (N, W, N, W)
+    assert J.shape == (6, 5, 6, 5)
+    torch.testing.assert_close(J, jacrev(f)(h), rtol=1e-13, atol=1e-15)  # torch.func's reverse mode: the oracle
     torch.testing.assert_close(J, autograd_jacobian(f, h), rtol=1e-10, atol=1e-12)
     off_diagonal = J[0, :, 1, :].abs().max()
     assert (off_diagonal > 1e-6) if bn else (off_diagonal == 0)
+
+
+def test_jacobian_of_a_non_square_map_has_output_then_input_axes():
+    A = torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    J = jacobian(lambda h: torch.tanh(h @ A), torch.ones(2, 3, dtype=torch.float64))  # (2, 4) from (2, 3)
+    assert J.shape == (2, 4, 2, 3)
+    torch.testing.assert_close(J, autograd_jacobian(lambda h: torch.tanh(h @ A), torch.ones(2, 3, dtype=torch.float64)))
 
 
 def test_jacobian_experiment_shows_erased_directions_and_vanishing_gradients():
