@@ -43,6 +43,7 @@ from bn_core.experiments.why.jacobian import (
     jacobian,
     layer_fn,
     run_jacobian,
+    singular_values,
 )
 from bn_core.experiments.why.landscape import (
     LandscapeConfig,
@@ -369,6 +370,22 @@ def test_jacobian_agrees_with_jacrev_and_autograd_and_bn_couples_the_batch(bn):
     torch.testing.assert_close(J, autograd_jacobian(f, h), rtol=1e-10, atol=1e-12)
     off_diagonal = J[0, :, 1, :].abs().max()
     assert (off_diagonal > 1e-6) if bn else (off_diagonal == 0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("bn", [True, False])
+def test_singular_values_by_blocks_equal_the_whole_matrixs(bn, activation):
+    """Without BN the N diagonal blocks give the whole matrix's singular values; with BN the whole matrix is used."""
+    cfg = JacobianConfig(depth=3, width=6, batch=5, activation=activation)
+    model = _model(cfg, bn, digits_split())
+    h = torch.randn(5, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    J = jacobian(layer_fn(model, 2, bn), h)
+    s = singular_values(J, 5, 6)
+    whole = torch.linalg.svdvals(J.reshape(30, 30))
+    assert s.shape == (30,) and torch.all(s[:-1] >= s[1:])
+    torch.testing.assert_close(s, whole, rtol=1e-12, atol=1e-14)
+    if bn:
+        assert torch.equal(s, whole)
 
 
 def test_jacobian_of_a_non_square_map_has_output_then_input_axes():
