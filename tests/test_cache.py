@@ -146,3 +146,103 @@ def test_stored_results_that_stay_unreadable_are_dropped_and_computed_anew(monke
     compute, calls = _counted()
     assert compute(Cfg(4)) == {"value": 4.0}
     assert events == ["unreadable", "unreadable", "dropped", "read"] and len(calls) == 1
+
+
+def _watched_store(monkeypatch) -> dict:
+    """The real ``st.cache_data``, watched: how many calls are inside it at once, per key and in all."""
+    import threading
+
+    real = cache.st.cache_data
+    seen = {"inside": {}, "most": {}, "most_in_all": 0, "lock": threading.Lock()}
+
+    def watched_cache_data(**options):
+        def decorate(fn):
+            stored = real(**options)(fn)
+
+            def call(cfg, *args, **kwargs):
+                with seen["lock"]:
+                    seen["inside"][cfg] = seen["inside"].get(cfg, 0) + 1
+                    seen["most"][cfg] = max(seen["most"].get(cfg, 0), seen["inside"][cfg])
+                    seen["most_in_all"] = max(seen["most_in_all"], sum(seen["inside"].values()))
+                try:
+                    return stored(cfg, *args, **kwargs)
+                finally:
+                    with seen["lock"]:
+                        seen["inside"][cfg] -= 1
+
+            call.clear = stored.clear
+            return call
+
+        return decorate
+
+    monkeypatch.setattr(cache.st, "cache_data", watched_cache_data)
+    return seen
+
+
+def test_one_session_at_a_time_reads_or_computes_a_result_and_other_keys_do_not_wait(monkeypatch):
+    """Streamlit's lock-free first read can find a result file another session has only just opened
+    (empty: "Read zero byte file", a logged traceback); so the first call of a key holds its lock."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = _watched_store(monkeypatch)
+    calls: list[Cfg] = []
+
+    @cache.cached(max_entries=8)
+    def slow(cfg: Cfg) -> dict:
+        calls.append(cfg)
+        time.sleep(0.05)
+        return {"value": cfg.a}
+
+    start = threading.Barrier(12)
+
+    def session(i: int) -> dict:
+        start.wait()
+        return slow(Cfg(100 + i % 2))  # twelve sessions, two results
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(session, range(12)))
+    assert [r["value"] for r in results] == [100 + i % 2 for i in range(12)]
+    assert sorted(calls, key=lambda c: c.a) == [Cfg(100), Cfg(101)]  # each computed once
+    assert results[0] is results[2] and results[1] is results[3]  # the waiting sessions got the memo's object
+    assert seen["most"] == {Cfg(100): 1, Cfg(101): 1}  # never two calls of one key inside st.cache_data at once
+    assert seen["most_in_all"] == 2  # the two keys were computed side by side
+    slow.clear()
+
+
+def test_a_waiting_run_that_is_asked_to_stop_gives_up_its_place(monkeypatch):
+    import threading
+
+    class StopRequestedError(Exception):
+        pass
+
+    locks = cache._KeyLocks()
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with locks.hold("k"):
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holding.wait(5)
+    asked = []
+
+    def yield_check() -> None:
+        asked.append(1)
+        if len(asked) == 3:
+            raise StopRequestedError  # the user moved a slider: Streamlit's check raises to rerun
+
+    monkeypatch.setattr(cache, "get_run_yield_check", lambda: yield_check)
+    try:
+        with locks.hold("k"):
+            raise AssertionError("the lock was held by another session")
+    except StopRequestedError:
+        pass
+    release.set()
+    t.join(5)
+    assert len(asked) == 3 and locks.held == {}  # asked while waiting; nothing left behind
+    with locks.hold("k"):  # and the key is free again
+        assert locks.held["k"][1] == 1

@@ -16,11 +16,18 @@ The rules that make sharing one object between sessions safe:
 * ``clear()`` empties every memo and ``st.cache_data`` (tests that recompute from a link
   call it); on disk, ``ui.prepare.drop_stale_disk_cache`` still drops results of older code.
 
-A stored result that cannot be read (``CacheError``) is never a student's problem. Streamlit
-reads a result from the disk without its per-result lock, so a session can read the file while
-another session is still writing it (seen once under 30 fresh sessions: "This section failed
-(CacheError)"); the read is tried again, and if the stored results stay unreadable (a file cut
-short by a crash) that function's stored results are dropped and the result computed anew.
+One session at a time reads or computes a given result. Streamlit reads a result without
+its per-result lock first: a session whose memory look-up missed an instant before another
+session stored the result then finds the file that session has just opened for writing, still
+empty, and Streamlit logs "Read zero byte file" with a traceback and raises ``CacheError``
+(seen under 5 and under 30 fresh sessions). So the first call of each key holds that key's lock
+around ``st.cache_data``, and the sessions that wait for it find the result in the memo; a
+waiting run still stops or reruns when its user moves on, as it does on Streamlit's own lock.
+Different keys never wait for each other.
+
+A stored result that still cannot be read (a file cut short by a crash) is never a student's
+problem: the read is tried again, and if the stored results stay unreadable that function's
+stored results are dropped and the result computed anew.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.runtime.caching.cache_errors import CacheError
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_run_yield_check, in_cached_function
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
@@ -66,16 +75,52 @@ class _Memo:
                 self.items.popitem(last=False)
 
 
+class _KeyLocks:
+    """One lock per key while someone holds or waits for it; forgotten when the last one lets go."""
+
+    def __init__(self) -> None:
+        self.lock, self.held = threading.Lock(), {}
+
+    @contextmanager
+    def hold(self, key: Any) -> Iterator[None]:
+        with self.lock:
+            entry = self.held.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            _acquire(entry[0])
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with self.lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self.held[key]
+
+
+def _acquire(lock: threading.Lock) -> None:
+    """``lock.acquire()``; a script run that waits still stops or reruns when asked (as on Streamlit's lock)."""
+    if lock.acquire(blocking=False):
+        return
+    yield_check = None if in_cached_function.get() else get_run_yield_check()
+    if yield_check is None:  # no script run (a test, a thread), or inside a cached function
+        lock.acquire()
+        return
+    while not lock.acquire(timeout=0.05):
+        yield_check()
+
+
 def _through_cache(data_fn: Any, args: tuple, kwargs: dict) -> Any:
     """``data_fn(*args, **kwargs)``, read again when the stored result was unreadable (see the module notes)."""
     try:
         return data_fn(*args, **kwargs)
     except CacheError:
-        log.warning("a stored result of %s could not be read; reading it again", data_fn.__name__, exc_info=True)
+        log.warning("a stored result of %s could not be read; reading it again", data_fn.__name__)
     try:
         return data_fn(*args, **kwargs)  # it raced a write of the same result, which is whole now
     except CacheError:
-        log.warning("the stored results of %s stay unreadable; dropping them", data_fn.__name__, exc_info=True)
+        log.warning("the stored results of %s stay unreadable; dropping them", data_fn.__name__)
         data_fn.clear()
         return data_fn(*args, **kwargs)
 
@@ -85,7 +130,7 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
 
     def decorate(fn: F) -> F:
         data_fn = st.cache_data(persist="disk", max_entries=max_entries, show_spinner=show_spinner)(fn)
-        memo = _Memo(min(max_entries, MEMO_ENTRIES))
+        memo, key_locks = _Memo(min(max_entries, MEMO_ENTRIES)), _KeyLocks()
         _MEMOS.append(memo)
 
         def key_of(args: tuple, kwargs: dict) -> tuple:
@@ -97,11 +142,15 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
             try:
                 found, value = memo.get(key)
             except TypeError:  # an unhashable argument: st.cache_data hashes it by value
-                return _through_cache(data_fn, args, kwargs)
+                with key_locks.hold(None):  # no page passes one; such calls take turns
+                    return _through_cache(data_fn, args, kwargs)
             if found:
                 return value
-            value = _through_cache(data_fn, args, kwargs)
-            memo.put(key, value)
+            with key_locks.hold(key):
+                found, value = memo.get(key)  # the session this one waited for stored it
+                if not found:
+                    value = _through_cache(data_fn, args, kwargs)
+                    memo.put(key, value)
             return value
 
         def peek(*args: Any, **kwargs: Any) -> tuple[bool, Any]:
