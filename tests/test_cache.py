@@ -235,7 +235,9 @@ def test_a_waiting_run_that_is_asked_to_stop_gives_up_its_place(monkeypatch):
         if len(asked) == 3:
             raise StopRequestedError  # the user moved a slider: Streamlit's check raises to rerun
 
-    monkeypatch.setattr(cache, "get_run_yield_check", lambda: yield_check)
+    from streamlit.runtime.caching import cache_utils
+
+    monkeypatch.setattr(cache_utils, "get_run_yield_check", lambda: yield_check)
     try:
         with locks.hold("k"):
             raise AssertionError("the lock was held by another session")

@@ -21,8 +21,9 @@ its per-result lock first: a session whose memory look-up missed an instant befo
 session stored the result then finds the file that session has just opened for writing, still
 empty, and Streamlit logs "Read zero byte file" with a traceback and raises ``CacheError``
 (seen under 5 and under 30 fresh sessions). So the first call of each key holds that key's lock
-around ``st.cache_data``, and the sessions that wait for it find the result in the memo; a
-waiting run still stops or reruns when its user moves on, as it does on Streamlit's own lock.
+around ``st.cache_data``, and the sessions that wait for it find the result in the memo. They wait
+through Streamlit's own ``_hold_compute_lock``, so a waiting run still stops or reruns when its
+user moves on, as it does on Streamlit's lock.
 Different keys never wait for each other.
 
 A stored result that still cannot be read (a file cut short by a crash) is never a student's
@@ -42,7 +43,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.runtime.caching.cache_errors import CacheError
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_run_yield_check, in_cached_function
+from streamlit.runtime.caching.cache_utils import _hold_compute_lock  # Streamlit's own wait (pinned)
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
@@ -87,28 +88,13 @@ class _KeyLocks:
             entry = self.held.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
         try:
-            _acquire(entry[0])
-            try:
+            with _hold_compute_lock(entry[0]):  # a waiting run still stops or reruns when asked
                 yield
-            finally:
-                entry[0].release()
         finally:
             with self.lock:
                 entry[1] -= 1
                 if not entry[1]:
                     del self.held[key]
-
-
-def _acquire(lock: threading.Lock) -> None:
-    """``lock.acquire()``; a script run that waits still stops or reruns when asked (as on Streamlit's lock)."""
-    if lock.acquire(blocking=False):
-        return
-    yield_check = None if in_cached_function.get() else get_run_yield_check()
-    if yield_check is None:  # no script run (a test, a thread), or inside a cached function
-        lock.acquire()
-        return
-    while not lock.acquire(timeout=0.05):
-        yield_check()
 
 
 def _through_cache(data_fn: Any, args: tuple, kwargs: dict) -> Any:
