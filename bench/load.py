@@ -232,6 +232,7 @@ class PageRun:
                 "single_errors": s.errors,
                 "cpu_ratio": m.server_cpu_s / s.server_cpu_s if s.server_cpu_s > 0 else None,
                 "marginal_cpu_per_session_s": _marginal(m, s),
+                "marginal_cpu_ms": 1000 * _marginal(m, s),
                 "marginal_cpu_whole_window_s": (m.server_cpu_s - s.server_cpu_s) / max(m.sessions - 1, 1),
                 "server_cached_cpu_s": m.server_cached_cpu_s,
                 "single_server_cached_cpu_s": s.server_cached_cpu_s,
@@ -325,7 +326,7 @@ def merge_results(results: list[Result], path: Path = RESULTS) -> dict:
 def _table(runs: list[PageRun]) -> str:
     head = (f"{'mode':10} {'page':22} {'n':>3} {'err':>3} {'open p50':>8} {'p95':>6} {'int p50':>7} {'p95':>6} "
             f"{'cpu 1':>6} {'cpu n':>6} {'ratio':>5} {'rss MB':>6} {'pss MB':>6} "
-            f"{'client cpu':>10} {'client MB':>9}")  # fmt: skip
+            f"{'client cpu':>10} {'client MB':>9} {'ms/extra':>8}")  # fmt: skip
     lines = [head]
     for run in runs:
         row = run.summary()
@@ -342,7 +343,7 @@ def _table(runs: list[PageRun]) -> str:
             f"{f('open_p95_s')} {f('interact_p50_s', '7.2f')} {f('interact_p95_s')} {f('single_server_cpu_s')} "
             f"{f('server_cpu_s')} {f('cpu_ratio', '5.2f')} {f('server_peak_rss_mb', '6.0f')} "
             f"{f('server_peak_pss_mb', '6.0f')} "
-            f"{f('client_cpu_s', '10.1f')} {f('client_peak_rss_mb', '9.0f')}"
+            f"{f('client_cpu_s', '10.1f')} {f('client_peak_rss_mb', '9.0f')} {f('marginal_cpu_ms', '8.0f')}"
         )
         lines += [f"{'':14}error: {text}" for text in row["first_errors"]]
     return "\n".join(lines)

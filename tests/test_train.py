@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_core.data import DataConfig, load_dataset
-from bn_core.models import CNNConfig, MLPConfig, build_model
+from bn_core.models import CNNConfig, MLPConfig, Tap, build_model
 from bn_core.train import (
     BATCH_OF_ONE,
     FIG1_LR,
@@ -28,6 +28,7 @@ from bn_core.train import (
     variant_label,
     warm_up,
 )
+from bn_core.train.records import tap_rows
 
 DIGITS = load_dataset(DataConfig("digits"))
 SMALL = TrainConfig(
@@ -121,6 +122,31 @@ def test_layer_stats_match_torch_on_the_probe() -> None:
         assert rows[(layer, "unit_p50")] == pytest.approx(q_unit.item(), abs=1e-12)
         assert rows[(layer, "pre_std")] == pytest.approx(tap.pre.std(unbiased=False).item(), rel=1e-12)
         assert rows[(layer, "saturation")] == pytest.approx((tap.act.abs() > 0.95).double().mean().item())
+
+
+@pytest.mark.parametrize("shapes", [[(64, 32)] * 3, [(16, 4, 5, 5), (16, 8, 3, 3)]], ids=["mlp", "cnn"])
+def test_tap_rows_are_numpy_statistics_layer_by_layer(shapes) -> None:
+    """Layers measured together (one shape) or one by one (shapes differ) give each layer's own
+    np.percentile / mean / std / saturation, with NaN and inf recorded, not raised."""
+    gen = torch.Generator().manual_seed(3)
+    taps = {
+        i: Tap(torch.randn(shape, generator=gen) * i, torch.rand(shape, generator=gen))
+        for i, shape in enumerate(shapes, 1)
+    }
+    taps[1].pre[0, 0] = float("inf")
+    rows = {(layer, name): v for layer, name, v in tap_rows(taps, "sigmoid", unit=2)}
+    for layer, (pre, act) in taps.items():
+        pre64 = pre.double().numpy()
+        p15, p50, p85 = np.percentile(pre64, [15, 50, 85])
+        assert rows[(layer, "pre_p15")] == pytest.approx(p15, rel=1e-6)
+        assert rows[(layer, "pre_p50")] == pytest.approx(p50, rel=1e-6)
+        assert rows[(layer, "pre_p85")] == pytest.approx(p85, rel=1e-6)
+        assert rows[(layer, "unit_p50")] == pytest.approx(np.percentile(pre64[:, 2], 50), rel=1e-6)
+        with np.errstate(invalid="ignore"):
+            assert rows[(layer, "pre_std")] == pytest.approx(pre64.std(), rel=1e-6, nan_ok=True)
+        assert rows[(layer, "pre_mean")] == pytest.approx(pre64.mean(), rel=1e-6)
+        assert rows[(layer, "saturation")] == pytest.approx(np.mean((act.numpy() < 0.05) | (act.numpy() > 0.95)))
+    assert np.isinf(rows[(1, "pre_mean")]) and np.isnan(rows[(1, "pre_std")])
 
 
 def test_relu_records_zero_fraction() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from bn_core.models import Tap
 
@@ -31,38 +31,56 @@ SIGMOID_SATURATED = 0.05  # a sigmoid output below 0.05 or above 0.95 has a slop
 TANH_SATURATED = 0.95  # |tanh| > 0.95: slope 1 − a² below 0.1
 
 
-def _saturation(act: np.ndarray, activation: str) -> tuple[str, float]:
+def _saturation(act: np.ndarray, activation: str) -> tuple[str, np.ndarray]:
+    """Per layer (rows of ``act``, shape (L, M)): the share of saturated (or, for relu, zero) outputs."""
     if activation == "sigmoid":
-        return "saturation", float(np.mean((act < SIGMOID_SATURATED) | (act > 1 - SIGMOID_SATURATED)))
+        return "saturation", np.mean((act < SIGMOID_SATURATED) | (act > 1 - SIGMOID_SATURATED), axis=1)
     if activation == "tanh":
-        return "saturation", float(np.mean(np.abs(act) > TANH_SATURATED))
-    return "zero_frac", float(np.mean(act == 0))
+        return "saturation", np.mean(np.abs(act) > TANH_SATURATED, axis=1)
+    return "zero_frac", np.mean(act == 0, axis=1)
 
 
 def _percentiles(values: np.ndarray) -> np.ndarray:
-    """The 15th/50th/85th percentiles with linear interpolation (= ``np.percentile``), by one partition.
+    """Per row of ``values`` (L, M): the 15th/50th/85th percentiles, linear interpolation (= ``np.percentile``).
 
-    One ``np.partition`` instead of a sort: ~3× faster than ``torch.quantile`` on a probe.
+    By one sort of all rows: NumPy's sort is vectorized (about 60 µs for three layers of a
+    128-example probe here), while a partition at six ranks is not (500 µs), and
+    ``torch.quantile`` sorts a copy per call (1.4 ms). Returns (L, 3).
     """
-    flat = values.ravel()
-    pos = np.asarray(QUANTILES) * (flat.size - 1)  # fractional ranks
+    pos = np.asarray(QUANTILES) * (values.shape[1] - 1)  # fractional ranks
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, flat.size - 1)
-    part = np.partition(flat, np.unique(np.concatenate([lo, hi])))
-    return part[lo] + (pos - lo) * (part[hi] - part[lo])
+    hi = np.minimum(lo + 1, values.shape[1] - 1)
+    ordered = np.sort(values, axis=1)
+    return ordered[:, lo] + (pos - lo) * (ordered[:, hi] - ordered[:, lo])
+
+
+def _layer_stats(pre: Tensor, act: Tensor, activation: str, unit: int) -> tuple[str, np.ndarray]:
+    """Layers stacked on the first axis, (L, N, C, …): one row of TAP_METRICS + saturation per layer."""
+    pre_np = pre.cpu().numpy()  # float32 partitions faster; the moments are taken in float64
+    flat = pre_np.reshape(len(pre_np), -1)  # (L, N·C·…): every unit and example of a layer
+    unit_values = pre_np[:, :, min(unit, pre_np.shape[2] - 1)].reshape(len(pre_np), -1)  # one unit / channel
+    sat_name, sat = _saturation(act.cpu().numpy().reshape(len(pre_np), -1), activation)
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverging net's inputs hold inf: record nan, quietly
+        moments = np.stack([flat.mean(axis=1, dtype=np.float64), flat.std(axis=1, dtype=np.float64)], axis=1)
+    return sat_name, np.hstack([_percentiles(flat), moments, _percentiles(unit_values), sat[:, None]])
 
 
 def tap_rows(taps: dict[int, Tap], activation: str, unit: int) -> list[tuple[int, str, float]]:
-    """(layer, metric, value) rows for the layer-input statistics of every tapped layer (std: ÷n)."""
+    """(layer, metric, value) rows for the layer-input statistics of every tapped layer (std: ÷n).
+
+    Layers of one shape (an MLP's hidden layers) are measured together, one NumPy call per
+    statistic for all of them; a net whose layers differ in shape, one layer at a time.
+    """
+    layers = list(taps)
+    same_shape = len({taps[layer].pre.shape for layer in layers}) == 1
+    groups = [layers] if same_shape else [[layer] for layer in layers]
     rows: list[tuple[int, str, float]] = []
-    for layer, tap in taps.items():
-        pre = tap.pre.cpu().numpy()  # (N, C) or (N, C, H, W); float32 partitions faster, moments in float64
-        unit_values = pre[:, min(unit, pre.shape[1] - 1)]  # one unit / channel
-        sat_name, sat = _saturation(tap.act.cpu().numpy(), activation)
-        with np.errstate(invalid="ignore", over="ignore"):  # a diverging net's inputs hold inf: record nan, quietly
-            moments = [pre.mean(dtype=np.float64), pre.std(dtype=np.float64)]
-        values = [*_percentiles(pre), *moments, *_percentiles(unit_values), sat]
-        rows += [(layer, name, float(v)) for name, v in zip((*TAP_METRICS, sat_name), values, strict=True)]
+    for group in groups:
+        pre = torch.stack([taps[layer].pre for layer in group])
+        sat_name, stats = _layer_stats(pre, torch.stack([taps[layer].act for layer in group]), activation, unit)
+        names = (*TAP_METRICS, sat_name)
+        rows += [(layer, name, v) for layer, values in zip(group, stats.tolist(), strict=True)
+                 for name, v in zip(names, values, strict=True)]  # fmt: skip
     return rows
 
 
@@ -90,7 +108,17 @@ def curve_frame(losses: np.ndarray, evals: list[tuple[int, str, float]], variant
 
 
 def layer_frame(rows: list[tuple[int, int, str, float]], variant: str) -> pd.DataFrame:
-    """``step, variant, layer, metric, value`` from (step, layer, metric, value) rows."""
-    layers = pd.DataFrame(rows, columns=["step", "layer", "metric", "value"])
-    layers.insert(1, "variant", variant)
-    return layers.astype({"step": "int64", "layer": "int64", "value": "float64"})
+    """``step, variant, layer, metric, value`` from (step, layer, metric, value) rows.
+
+    Built column by column: a frame from ~400 row tuples, then retyped, took 0.8 ms a run.
+    """
+    steps, layers, metrics, values = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return pd.DataFrame(
+        {
+            "step": np.array(steps, dtype=np.int64),
+            "variant": pd.array([variant] * len(rows), dtype="str"),
+            "layer": np.array(layers, dtype=np.int64),
+            "metric": pd.array(list(metrics), dtype="str"),
+            "value": np.array(values, dtype=np.float64),
+        }
+    )
