@@ -247,4 +247,44 @@ def test_a_waiting_run_that_is_asked_to_stop_gives_up_its_place(monkeypatch):
     t.join(5)
     assert len(asked) == 3 and locks.held == {}  # asked while waiting; nothing left behind
     with locks.hold("k"):  # and the key is free again
-        assert locks.held["k"][1] == 1
+        assert locks.held["k"].users == 1
+
+
+def test_a_run_waiting_for_another_runs_result_is_shown_that_runs_progress(monkeypatch):
+    """30 students open a cold page: one computes; the others' bars follow its reports, not stay at 0."""
+    import threading
+    import time
+
+    from streamlit.runtime.caching import cache_utils
+
+    monkeypatch.setattr(cache, "FOLLOW_POLL_S", 0.005)
+    monkeypatch.setattr(cache_utils, "get_run_yield_check", lambda: None)
+    halfway, go_on = threading.Event(), threading.Event()
+
+    @cache.cached(max_entries=4)
+    def slow(cfg: Cfg, _progress=None) -> dict:
+        for k in range(1, 4):
+            _progress(k / 4, f"step {k}/4")
+            if k == 2:
+                halfway.set()
+                go_on.wait(5)
+        return {"value": cfg.a}
+
+    computer: list = []
+    waiter: list = []
+    first = threading.Thread(target=lambda: slow(Cfg(7), _progress=lambda f, m: computer.append((f, m))))
+    first.start()
+    halfway.wait(5)
+    second = threading.Thread(target=lambda: waiter.append(slow(Cfg(7), _progress=lambda f, m: waiter.append((f, m)))))
+    second.start()
+    deadline = time.monotonic() + 5
+    while not waiter and time.monotonic() < deadline:
+        time.sleep(0.005)
+    shown_while_waiting = list(waiter)
+    go_on.set()
+    first.join(5)
+    second.join(5)
+    assert computer == [(0.25, "step 1/4"), (0.5, "step 2/4"), (0.75, "step 3/4")]
+    assert shown_while_waiting == [(0.5, "step 2/4")]  # the computing run's bar, on the waiting run's screen
+    assert set(waiter[1:-1]) <= set(computer) and waiter[-1] == {"value": 7}  # then the one result
+    slow.clear()

@@ -23,8 +23,9 @@ empty, and Streamlit logs "Read zero byte file" with a traceback and raises ``Ca
 (seen under 5 and under 30 fresh sessions). So the first call of each key holds that key's lock
 around ``st.cache_data``, and the sessions that wait for it find the result in the memo. They wait
 through Streamlit's own ``_hold_compute_lock``, so a waiting run still stops or reruns when its
-user moves on, as it does on Streamlit's lock.
-Different keys never wait for each other.
+user moves on, as it does on Streamlit's lock. A waiting run that was given a ``_progress``
+callback shows the computing run's progress reports as they come, so a class opening a cold
+page sees one real bar move on every screen. Different keys never wait for each other.
 
 A stored result that still cannot be read (a file cut short by a crash) is never a student's
 problem: the read is tried again, and if the stored results stay unreadable that function's
@@ -36,17 +37,23 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit.runtime.caching import cache_utils
 from streamlit.runtime.caching.cache_errors import CacheError
 from streamlit.runtime.caching.cache_utils import _hold_compute_lock  # Streamlit's own wait (pinned)
+from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+
+from bn_core.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
+FOLLOW_POLL_S = 0.1  # how often a waiting run looks at the computing run's progress
 MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
 _MEMOS: list[_Memo] = []
 
@@ -76,6 +83,14 @@ class _Memo:
                 self.items.popitem(last=False)
 
 
+class _Entry:
+    """A key's lock, how many runs hold or wait for it, and the computing run's last progress report."""
+
+    def __init__(self) -> None:
+        self.lock, self.users = threading.Lock(), 0
+        self.progress: tuple[float, str] | None = None  # (fraction, message), as the computing run's bar shows it
+
+
 class _KeyLocks:
     """One lock per key while someone holds or waits for it; forgotten when the last one lets go."""
 
@@ -83,18 +98,49 @@ class _KeyLocks:
         self.lock, self.held = threading.Lock(), {}
 
     @contextmanager
-    def hold(self, key: Any) -> Iterator[None]:
+    def hold(self, key: Any, progress: Progress | None = None) -> Iterator[_Entry]:
+        """Hold ``key``'s lock. A run that waits for another run's result and has a ``progress``
+        callback is shown that run's progress while it waits, so 29 students watching the first one
+        compute see a moving bar, not one stuck at 0."""
         with self.lock:
-            entry = self.held.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
+            entry = self.held.setdefault(key, _Entry())
+            entry.users += 1
         try:
-            with _hold_compute_lock(entry[0]):  # a waiting run still stops or reruns when asked
-                yield
+            if progress is not None:
+                _follow(entry, progress)
+            with _hold_compute_lock(entry.lock):  # a waiting run still stops or reruns when asked
+                yield entry
         finally:
             with self.lock:
-                entry[1] -= 1
-                if not entry[1]:
+                entry.users -= 1
+                if not entry.users:
                     del self.held[key]
+
+
+def _follow(entry: _Entry, progress: Progress) -> None:
+    """While another run holds ``entry``, show its progress; stop or rerun when Streamlit asks."""
+    check = None if in_cached_function.get() else cache_utils.get_run_yield_check()
+    shown = None
+    while entry.lock.locked():
+        if entry.progress is not None and entry.progress != shown:
+            shown = entry.progress
+            progress(*shown)
+        if check is not None:
+            check()
+        time.sleep(FOLLOW_POLL_S)
+
+
+def _reporting(kwargs: dict, entry: _Entry) -> dict:
+    """``kwargs`` whose ``_progress`` also records each report on ``entry`` for the runs waiting on it."""
+    own = kwargs.get("_progress")
+    if own is None:
+        return kwargs
+
+    def report(fraction: float, message: str = "") -> None:
+        entry.progress = (fraction, message)
+        own(fraction, message)
+
+    return {**kwargs, "_progress": report}
 
 
 def _through_cache(data_fn: Any, args: tuple, kwargs: dict) -> Any:
@@ -132,10 +178,10 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
                     return _through_cache(data_fn, args, kwargs)
             if found:
                 return value
-            with key_locks.hold(key):
+            with key_locks.hold(key, kwargs.get("_progress")) as entry:
                 found, value = memo.get(key)  # the session this one waited for stored it
                 if not found:
-                    value = _through_cache(data_fn, args, kwargs)
+                    value = _through_cache(data_fn, args, _reporting(kwargs, entry))
                     memo.put(key, value)
             return value
 

@@ -2,7 +2,8 @@
 
 Each participant is its own browser context (its own Streamlit session). Bounds and
 expiry of the store are unit-tested in tests/test_classroom.py; here the point is the
-whole loop through the UI, and that a student sees nothing of the others.
+whole loop through the UI, and that a student sees nothing of the others. Last, two students
+on a link nobody has computed: the second one's bar follows the one run the class shares.
 """
 
 from __future__ import annotations
@@ -79,3 +80,32 @@ def test_a_wrong_code_gets_a_clear_message(streamlit_server, browser):
     assert page.get_by_text("wrong or has expired").count() == 1
     assert page.locator("[data-testid=stException]").count() == 0 and errors == []
     page.close()
+
+
+def _step(page) -> int:
+    """The step a page's progress bar shows, or -1 without one."""
+    texts = page.locator("[data-testid=stProgress]").all_inner_texts()
+    found = re.search(r"step (\d+)/", texts[0]) if texts else None
+    return int(found.group(1)) if found else -1
+
+
+def test_a_student_waiting_for_the_classs_one_run_sees_its_progress(streamlit_server, browser):
+    """Two students open the same link that nobody has computed: one session trains, and the other
+    one's bar follows that run's steps instead of standing at 0 until the result appears."""
+    url = f"{streamlit_server}/training-comparison?seed=777&steps=2000&depth=10"  # a result no other test makes
+    first, errors = browser_page(browser)
+    first.goto(url)
+    first.wait_for_function("() => /step [1-9]/.test(document.querySelector('[data-testid=stProgress]')?.innerText)")
+    second, errors_2 = browser_page(browser)
+    second.goto(url)
+    second.wait_for_function(
+        "() => /step [1-9]/.test(document.querySelector('[data-testid=stProgress]')?.innerText)", timeout=30_000
+    )
+    seen = [_step(second)]
+    second.wait_for_timeout(1000)
+    seen.append(_step(second))
+    assert 0 < seen[0] < seen[1] or seen[1] == -1, seen  # it moved (or the run finished in between)
+    wait_for_page(second, min_charts=3)
+    assert errors == errors_2 == []
+    for page in (first, second):
+        page.close()
