@@ -53,7 +53,7 @@ from bn_core.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
-FOLLOW_POLL_S = 0.1  # how often a waiting run looks at the computing run's progress
+FOLLOW_POLL_S = 0.25  # a waiting run's look at the computing run's progress: 4 a second (10 cost CPU under 30)
 MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
 _MEMOS: list[_Memo] = []
 
