@@ -288,3 +288,37 @@ def test_a_run_waiting_for_another_runs_result_is_shown_that_runs_progress(monke
     assert shown_while_waiting == [(0.5, "step 2/4")]  # the computing run's bar, on the waiting run's screen
     assert set(waiter[1:-1]) <= set(computer) and waiter[-1] == {"value": 7}  # then the one result
     slow.clear()
+
+
+def test_a_run_waiting_without_a_progress_bar_shows_the_functions_spinner(monkeypatch):
+    import contextlib
+    import threading
+
+    from streamlit.runtime.caching import cache_utils
+
+    monkeypatch.setattr(cache, "FOLLOW_POLL_S", 0.005)
+    monkeypatch.setattr(cache_utils, "get_run_yield_check", lambda: None)
+    shown: list[str] = []
+
+    @contextlib.contextmanager
+    def spinner(text: str):
+        shown.append(text)
+        yield
+
+    monkeypatch.setattr(cache.st, "spinner", spinner)
+    locks = cache._KeyLocks()
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with locks.hold("k", spinner="Gathering…"):  # the computing run: no one to wait for, no spinner of ours
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holding.wait(5)
+    assert shown == []
+    threading.Timer(0.05, release.set).start()
+    with locks.hold("k", spinner="Gathering…"):
+        assert shown == ["Gathering…"]  # shown while this run waited for the other one
+    t.join(5)

@@ -25,7 +25,8 @@ around ``st.cache_data``, and the sessions that wait for it find the result in t
 through Streamlit's own ``_hold_compute_lock``, so a waiting run still stops or reruns when its
 user moves on, as it does on Streamlit's lock. A waiting run that was given a ``_progress``
 callback shows the computing run's progress reports as they come, so a class opening a cold
-page sees one real bar move on every screen. Different keys never wait for each other.
+page sees one real bar move on every screen; one without a callback shows the function's
+``show_spinner`` text, as the computing run does. Different keys never wait for each other.
 
 A stored result that still cannot be read (a file cut short by a crash) is never a student's
 problem: the read is tried again, and if the stored results stay unreadable that function's
@@ -49,7 +50,7 @@ from streamlit.runtime.caching.cache_errors import CacheError
 from streamlit.runtime.caching.cache_utils import _hold_compute_lock  # Streamlit's own wait (pinned)
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
-from bn_core.progress import Progress
+from bn_core.progress import Progress, no_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
@@ -98,16 +99,20 @@ class _KeyLocks:
         self.lock, self.held = threading.Lock(), {}
 
     @contextmanager
-    def hold(self, key: Any, progress: Progress | None = None) -> Iterator[_Entry]:
+    def hold(self, key: Any, progress: Progress | None = None, spinner: str | None = None) -> Iterator[_Entry]:
         """Hold ``key``'s lock. A run that waits for another run's result and has a ``progress``
         callback is shown that run's progress while it waits, so 29 students watching the first one
-        compute see a moving bar, not one stuck at 0."""
+        compute see a moving bar, not one stuck at 0; without one, the function's spinner text, as
+        the computing run shows it."""
         with self.lock:
             entry = self.held.setdefault(key, _Entry())
             entry.users += 1
         try:
             if progress is not None:
                 _follow(entry, progress)
+            elif spinner and entry.lock.locked() and not in_cached_function.get():
+                with st.spinner(spinner):
+                    _follow(entry, no_progress)  # nothing to show but the spinner
             with _hold_compute_lock(entry.lock):  # a waiting run still stops or reruns when asked
                 yield entry
         finally:
@@ -163,6 +168,7 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
     def decorate(fn: F) -> F:
         data_fn = st.cache_data(persist="disk", max_entries=max_entries, show_spinner=show_spinner)(fn)
         memo, key_locks = _Memo(min(max_entries, MEMO_ENTRIES)), _KeyLocks()
+        spinner = show_spinner if isinstance(show_spinner, str) else None  # for runs that wait on another
         _MEMOS.append(memo)
 
         def key_of(args: tuple, kwargs: dict) -> tuple:
@@ -178,7 +184,7 @@ def cached(max_entries: int, show_spinner: bool | str = False) -> Callable[[F], 
                     return _through_cache(data_fn, args, kwargs)
             if found:
                 return value
-            with key_locks.hold(key, kwargs.get("_progress")) as entry:
+            with key_locks.hold(key, kwargs.get("_progress"), spinner) as entry:
                 found, value = memo.get(key)  # the session this one waited for stored it
                 if not found:
                     value = _through_cache(data_fn, args, _reporting(kwargs, entry))
