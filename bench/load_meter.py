@@ -97,8 +97,9 @@ def drain(proc) -> deque[str]:
     tail: deque[str] = deque(maxlen=400)
 
     def read() -> None:
-        for line in iter(proc.stdout.readline, b""):
-            tail.append(line.decode(errors="replace").rstrip())
+        with contextlib.suppress(ValueError, OSError):  # the pipe is closed once the server has stopped
+            for line in iter(proc.stdout.readline, b""):
+                tail.append(line.decode(errors="replace").rstrip())
 
     threading.Thread(target=read, daemon=True).start()
     return tail

@@ -71,6 +71,8 @@ def streamlit_server(extra_args: tuple[str, ...] = (), timeout: float = 60) -> I
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        if proc.stdout is not None:  # the pipe, closed here rather than left to the garbage collector
+            proc.stdout.close()
         shutil.rmtree(home, ignore_errors=True)
 
 
