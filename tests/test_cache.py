@@ -322,3 +322,27 @@ def test_a_run_waiting_without_a_progress_bar_shows_the_functions_spinner(monkey
     with locks.hold("k", spinner="Gathering…"):
         assert shown == ["Gathering…"]  # shown while this run waited for the other one
     t.join(5)
+
+
+def test_a_result_the_disk_cannot_take_is_kept_in_memory_not_lost(monkeypatch, tmp_path):
+    """A full disk: Streamlit's disk store raises after it has kept the result in memory. The student
+    gets the result, and it is computed once."""
+    from streamlit.runtime.caching import cache_data_api
+    from streamlit.runtime.caching.storage import local_disk_cache_storage as disk
+    from streamlit.runtime.caching.storage.cache_storage_protocol import CacheStorageError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(cache_data_api._data_caches, "get_storage_manager", disk.LocalDiskCacheStorageManager)
+    writes: list[str] = []
+
+    def full_disk(self, key: str, value: bytes) -> None:
+        writes.append(key)
+        raise CacheStorageError("Unable to write to cache")  # what LocalDiskCacheStorage.set raises on OSError
+
+    monkeypatch.setattr(disk.LocalDiskCacheStorage, "set", full_disk)
+    cache.st.cache_data.clear()  # Streamlit keeps one cache per function source: start without the earlier tests'
+    compute, calls = _counted()
+    assert compute(Cfg(5)) == {"value": 5.0}
+    assert len(calls) == 1 and len(writes) == 1  # computed once: the second try read Streamlit's memory copy
+    assert compute(Cfg(5)) == {"value": 5.0} and len(calls) == 1
+    cache.st.cache_data.clear()  # and leave none on the disk store for the tests after this one

@@ -30,7 +30,9 @@ page sees one real bar move on every screen; one without a callback shows the fu
 
 A stored result that still cannot be read (a file cut short by a crash) is never a student's
 problem: the read is tried again, and if the stored results stay unreadable that function's
-stored results are dropped and the result computed anew.
+stored results are dropped and the result computed anew. Nor is a result that cannot be written
+to the disk (a full disk): Streamlit keeps it in memory first and then raises, so the call is
+made once more and reads it from memory, and only the copy that would outlive a restart is lost.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import streamlit as st
 from streamlit.runtime.caching import cache_utils
 from streamlit.runtime.caching.cache_errors import CacheError
 from streamlit.runtime.caching.cache_utils import _hold_compute_lock  # Streamlit's own wait (pinned)
+from streamlit.runtime.caching.storage.cache_storage_protocol import CacheStorageError
 from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
 
 from bn_core.progress import Progress, no_progress
@@ -149,13 +152,16 @@ def _reporting(kwargs: dict, entry: _Entry) -> dict:
 
 
 def _through_cache(data_fn: Any, args: tuple, kwargs: dict) -> Any:
-    """``data_fn(*args, **kwargs)``, read again when the stored result was unreadable (see the module notes)."""
+    """``data_fn(*args, **kwargs)``, read again when the stored result was unreadable or could not be
+    written to the disk (see the module notes)."""
     try:
         return data_fn(*args, **kwargs)
+    except CacheStorageError:  # Streamlit keeps a result in memory before it writes it to the disk
+        log.warning("a result of %s could not be written to the disk; it is kept in memory", data_fn.__name__)
     except CacheError:
         log.warning("a stored result of %s could not be read; reading it again", data_fn.__name__)
     try:
-        return data_fn(*args, **kwargs)  # it raced a write of the same result, which is whole now
+        return data_fn(*args, **kwargs)  # from memory; or it raced a write of the same result, whole now
     except CacheError:
         log.warning("the stored results of %s stay unreadable; dropping them", data_fn.__name__)
         data_fn.clear()
