@@ -56,7 +56,7 @@ def _percentiles(values: np.ndarray) -> np.ndarray:
 
 def _layer_stats(pre: Tensor, act: Tensor, activation: str, unit: int) -> tuple[str, np.ndarray]:
     """Layers stacked on the first axis, (L, N, C, …): one row of TAP_METRICS + saturation per layer."""
-    pre_np = pre.cpu().numpy()  # float32 partitions faster; the moments are taken in float64
+    pre_np = pre.cpu().numpy()  # float32 sorts faster; the moments are taken in float64
     flat = pre_np.reshape(len(pre_np), -1)  # (L, N·C·…): every unit and example of a layer
     unit_values = pre_np[:, :, min(unit, pre_np.shape[2] - 1)].reshape(len(pre_np), -1)  # one unit / channel
     sat_name, sat = _saturation(act.cpu().numpy().reshape(len(pre_np), -1), activation)
