@@ -151,13 +151,15 @@ def _setup(cfg: TrainConfig, data: DataSplit | None, norm_factory: NormFactory |
 
 def _record_eval(run: _Run, step: int) -> None:
     """Eval-mode accuracy on the train subset and the test set, in one forward pass."""
-    n_sub = len(run.eval_y) - len(run.split["y_test"])
-    chunk = run.cfg.eval_batch_size or len(run.eval_y)
+    n, n_test = len(run.eval_y), len(run.split["y_test"])
+    n_sub, chunk = n - n_test, run.cfg.eval_batch_size or n
     with ModelMode(run.model, "eval", keep_buffers=False), torch.no_grad():
-        logits = torch.cat([run.model(run.eval_x[i : i + chunk]) for i in range(0, len(run.eval_y), chunk)])
-    correct = (logits.argmax(dim=1) == run.eval_y).double()  # (n_sub + N_test,)
-    test_loss = F.cross_entropy(logits[n_sub:], run.eval_y[n_sub:])
-    values = torch.stack([correct[:n_sub].mean(), correct[n_sub:].mean(), test_loss.double()]).tolist()
+        chunks = [run.model(run.eval_x[i : i + chunk]) for i in range(0, n, chunk)]
+        logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # (n_sub + N_test, classes)
+        correct = logits.argmax(dim=1) == run.eval_y  # (n_sub + N_test,)
+        test_loss = F.cross_entropy(logits[n_sub:], run.eval_y[n_sub:])
+    right_sub, right_test = torch.stack([correct[:n_sub].sum(), correct[n_sub:].sum()]).tolist()
+    values = (right_sub / n_sub, right_test / n_test, test_loss.item())  # counts ÷ n: the exact means
     run.curve_rows += [(step, name, v) for name, v in zip(("train_acc", "test_acc", "test_loss"), values, strict=True)]
 
 
