@@ -346,3 +346,43 @@ def test_a_result_the_disk_cannot_take_is_kept_in_memory_not_lost(monkeypatch, t
     assert len(calls) == 1 and len(writes) == 1  # computed once: the second try read Streamlit's memory copy
     assert compute(Cfg(5)) == {"value": 5.0} and len(calls) == 1
     cache.st.cache_data.clear()  # and leave none on the disk store for the tests after this one
+
+
+def test_a_run_following_another_runs_progress_still_stops_when_asked(monkeypatch):
+    import threading
+
+    from streamlit.runtime.caching import cache_utils
+
+    class StopRequestedError(Exception):
+        pass
+
+    monkeypatch.setattr(cache, "FOLLOW_POLL_S", 0.005)
+    asked: list[int] = []
+
+    def yield_check() -> None:
+        asked.append(1)
+        if len(asked) == 3:
+            raise StopRequestedError  # the student moved a slider while waiting
+
+    monkeypatch.setattr(cache_utils, "get_run_yield_check", lambda: yield_check)
+    locks = cache._KeyLocks()
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with locks.hold("k") as entry:
+            entry.progress = (0.5, "step 5/10")
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holding.wait(5)
+    shown: list[tuple[float, str]] = []
+    try:
+        with locks.hold("k", progress=lambda f, m: shown.append((f, m))):
+            raise AssertionError("the lock was held by another session")
+    except StopRequestedError:
+        pass
+    release.set()
+    t.join(5)
+    assert shown == [(0.5, "step 5/10")] and len(asked) == 3 and locks.held == {}
