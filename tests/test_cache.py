@@ -386,3 +386,30 @@ def test_a_run_following_another_runs_progress_still_stops_when_asked(monkeypatc
     release.set()
     t.join(5)
     assert shown == [(0.5, "step 5/10")] and len(asked) == 3 and locks.held == {}
+
+
+def test_time_left_is_the_rate_so_far_extrapolated_once_there_is_a_rate():
+    assert cache.time_left(1.0, 0.25) == "about 3 s left"  # 1 s for a quarter: 3 s for the rest
+    assert cache.time_left(30.0, 0.5) == "about 30 s left"
+    assert cache.time_left(10.0, 0.99) == "about 1 s left"  # never "0 s"
+    assert cache.time_left(0.5, 0.5) == ""  # too early to say
+    assert cache.time_left(5.0, 0.01) == ""  # too little done to say
+    assert cache.time_left(5.0, 1.0) == ""  # done
+
+
+def test_a_computing_runs_reports_add_the_time_left_which_waiting_runs_are_shown_too(monkeypatch):
+    """The estimate is added where the report is recorded for waiting runs (entry.progress), so all agree."""
+    clock = [100.0]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
+
+    @cache.cached(max_entries=4)
+    def slow(cfg: Cfg, _progress=None) -> dict:
+        _progress(0.1, "step 1/10")
+        clock[0] += 2.0  # two seconds for the next four steps
+        _progress(0.5, "step 5/10")
+        return {"value": cfg.a}
+
+    shown: list[tuple[float, str]] = []
+    assert slow(Cfg(9), _progress=lambda f, m: shown.append((f, m))) == {"value": 9}
+    assert shown == [(0.1, "step 1/10"), (0.5, "step 5/10 · about 2 s left")]
+    slow.clear()

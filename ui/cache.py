@@ -58,6 +58,7 @@ from bn_core.progress import Progress, no_progress
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
 FOLLOW_POLL_S = 0.25  # a waiting run's look at the computing run's progress: 4 a second (10 cost CPU under 30)
+ESTIMATE_AFTER_S = 1.0  # a progress bar adds the time left once a computation has run this long
 MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
 _MEMOS: list[_Memo] = []
 
@@ -138,15 +139,27 @@ def _follow(entry: _Entry, progress: Progress) -> None:
         time.sleep(FOLLOW_POLL_S)
 
 
+def time_left(elapsed_s: float, fraction: float) -> str:
+    """ "about N s left", extrapolated from the time so far at the rate so far; "" while too early to say
+    (under ``ESTIMATE_AFTER_S``, or under 5 % done) and once done."""
+    if elapsed_s < ESTIMATE_AFTER_S or not 0.05 <= fraction < 1.0:
+        return ""
+    return f"about {max(1, round(elapsed_s * (1.0 - fraction) / fraction))} s left"
+
+
 def _reporting(kwargs: dict, entry: _Entry) -> dict:
-    """``kwargs`` whose ``_progress`` also records each report on ``entry`` for the runs waiting on it."""
+    """``kwargs`` whose ``_progress`` adds an estimate of the time left to each report and records it
+    on ``entry`` for the runs waiting on it, so every screen shows the computing run's estimate."""
     own = kwargs.get("_progress")
     if own is None:
         return kwargs
+    started = time.monotonic()
 
     def report(fraction: float, message: str = "") -> None:
-        entry.progress = (fraction, message)
-        own(fraction, message)
+        estimate = time_left(time.monotonic() - started, fraction)
+        text = f"{message} · {estimate}" if estimate and message else message or estimate
+        entry.progress = (fraction, text)
+        own(fraction, text)
 
     return {**kwargs, "_progress": report}
 
