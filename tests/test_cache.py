@@ -395,6 +395,8 @@ def test_time_left_is_the_rate_so_far_extrapolated_once_there_is_a_rate():
     assert cache.time_left(0.5, 0.5) == ""  # too early to say
     assert cache.time_left(5.0, 0.01) == ""  # too little done to say
     assert cache.time_left(5.0, 1.0) == ""  # done
+    assert cache.time_left(2.0, 0.6, since=0.2) == "about 2 s left"  # 2 s for 40 %: 2 s for the last 40 %
+    assert cache.time_left(2.0, 0.22, since=0.2) == ""  # too little done since the first report
 
 
 def test_a_computing_runs_reports_add_the_time_left_which_waiting_runs_are_shown_too(monkeypatch):
@@ -404,7 +406,7 @@ def test_a_computing_runs_reports_add_the_time_left_which_waiting_runs_are_shown
 
     @cache.cached(max_entries=4)
     def slow(cfg: Cfg, _progress=None) -> dict:
-        _progress(0.1, "step 1/10")
+        _progress(0.1, "step 1/10")  # the first report: the pace is measured from here
         clock[0] += 2.0  # two seconds for the next four steps
         _progress(0.5, "step 5/10")
         return {"value": cfg.a}

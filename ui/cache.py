@@ -41,7 +41,7 @@ import functools
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -59,6 +59,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("batchnorm_lab")
 FOLLOW_POLL_S = 0.25  # a waiting run's look at the computing run's progress: 4 a second (10 cost CPU under 30)
 ESTIMATE_AFTER_S = 1.0  # a progress bar adds the time left once a computation has run this long
+ESTIMATE_WINDOW_S = 1.0  # … at the pace of about its last this many seconds
 MEMO_ENTRIES = 8  # per function: the views a class is looking at; st.cache_data keeps more, on disk
 _MEMOS: list[_Memo] = []
 
@@ -139,24 +140,35 @@ def _follow(entry: _Entry, progress: Progress) -> None:
         time.sleep(FOLLOW_POLL_S)
 
 
-def time_left(elapsed_s: float, fraction: float) -> str:
-    """ "about N s left", extrapolated from the time so far at the rate so far; "" while too early to say
-    (under ``ESTIMATE_AFTER_S``, or under 5 % done) and once done."""
-    if elapsed_s < ESTIMATE_AFTER_S or not 0.05 <= fraction < 1.0:
+def time_left(elapsed_s: float, fraction: float, since: float = 0.0) -> str:
+    """ "about N s left": the rest, ``1 − fraction``, at the pace of the last ``elapsed_s`` (in which the
+    computation went from ``since`` to ``fraction``); "" while too early to say (under
+    ``ESTIMATE_AFTER_S``, or under 5 % done in it) and once done."""
+    if elapsed_s < ESTIMATE_AFTER_S or fraction >= 1.0 or fraction - since < 0.05:
         return ""
-    return f"about {max(1, round(elapsed_s * (1.0 - fraction) / fraction))} s left"
+    return f"about {max(1, round(elapsed_s * (1.0 - fraction) / (fraction - since)))} s left"
 
 
 def _reporting(kwargs: dict, entry: _Entry) -> dict:
     """``kwargs`` whose ``_progress`` adds an estimate of the time left to each report and records it
-    on ``entry`` for the runs waiting on it, so every screen shows the computing run's estimate."""
+    on ``entry`` for the runs waiting on it, so every screen shows the computing run's estimate.
+
+    The pace is that of the last ``ESTIMATE_WINDOW_S``: a run's start-up, and the other sessions
+    that opened the page with it, slow its first second or two (on the deep preset, 6.5 ms a step
+    while a second browser loaded the page, then 2.1), and a pace since the start kept the
+    estimate near twice the time really left."""
     own = kwargs.get("_progress")
     if own is None:
         return kwargs
-    started = time.monotonic()
+    reports: deque[tuple[float, float]] = deque()  # (time, fraction), the last window's
 
     def report(fraction: float, message: str = "") -> None:
-        estimate = time_left(time.monotonic() - started, fraction)
+        now = time.monotonic()
+        reports.append((now, fraction))
+        while len(reports) > 2 and now - reports[1][0] >= ESTIMATE_WINDOW_S:
+            reports.popleft()
+        then, since = reports[0]
+        estimate = time_left(now - then, fraction, since)
         text = f"{message} · {estimate}" if estimate and message else message or estimate
         entry.progress = (fraction, text)
         own(fraction, text)
