@@ -415,3 +415,21 @@ def test_a_computing_runs_reports_add_the_time_left_which_waiting_runs_are_shown
     assert slow(Cfg(9), _progress=lambda f, m: shown.append((f, m))) == {"value": 9}
     assert shown == [(0.1, "step 1/10"), (0.5, "step 5/10 · about 2 s left")]
     slow.clear()
+
+
+def test_the_estimate_follows_the_pace_of_the_last_second_not_the_slow_start(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
+    paces = [(0.0, 0.05), (1.0, 0.1), (1.5, 0.3), (2.0, 0.5)]  # slow while the class's pages load, then fast
+
+    @cache.cached(max_entries=4)
+    def run(cfg: Cfg, _progress=None) -> dict:
+        for t, fraction in paces:
+            clock[0] = t
+            _progress(fraction, f"{fraction:.0%}")
+        return {"value": cfg.a}
+
+    shown: list[str] = []
+    run(Cfg(11), _progress=lambda f, m: shown.append(m))
+    assert shown[-1] == "50% · about 1 s left"  # 40 % in the last second: 1.25 s for the last half
+    run.clear()  # (since the start it would read 2 s: 45 % in 2 s)
