@@ -232,7 +232,6 @@ class PageRun:
                 "single_errors": s.errors,
                 "cpu_ratio": m.server_cpu_s / s.server_cpu_s if s.server_cpu_s > 0 else None,
                 "marginal_cpu_per_session_s": _marginal(m, s),
-                "marginal_cpu_ms": 1000 * _marginal(m, s),
                 "marginal_cpu_whole_window_s": (m.server_cpu_s - s.server_cpu_s) / max(m.sessions - 1, 1),
                 "server_cached_cpu_s": m.server_cached_cpu_s,
                 "single_server_cached_cpu_s": s.server_cached_cpu_s,
@@ -334,16 +333,17 @@ def _table(runs: list[PageRun]) -> str:
             lines.append(f"{run.mode:10} {row['page']:22} skipped: {row['skipped']}")
             continue
 
-        def f(key: str, fmt: str = "6.2f", row: dict = row) -> str:
+        def f(key: str, fmt: str = "6.2f", row: dict = row, scale: float = 1.0) -> str:
             v = row.get(key)
-            return format(v, fmt) if isinstance(v, (int, float)) else "-".rjust(int(fmt.split(".")[0]))
+            return format(scale * v, fmt) if isinstance(v, (int, float)) else "-".rjust(int(fmt.split(".")[0]))
 
         lines.append(
             f"{run.mode:10} {row['page']:22} {row['sessions']:3d} {row['errors']:3d} {f('open_p50_s', '8.2f')} "
             f"{f('open_p95_s')} {f('interact_p50_s', '7.2f')} {f('interact_p95_s')} {f('single_server_cpu_s')} "
             f"{f('server_cpu_s')} {f('cpu_ratio', '5.2f')} {f('server_peak_rss_mb', '6.0f')} "
             f"{f('server_peak_pss_mb', '6.0f')} "
-            f"{f('client_cpu_s', '10.1f')} {f('client_peak_rss_mb', '9.0f')} {f('marginal_cpu_ms', '8.0f')}"
+            f"{f('client_cpu_s', '10.1f')} {f('client_peak_rss_mb', '9.0f')} "
+            f"{f('marginal_cpu_per_session_s', '8.0f', scale=1000)}"
         )
         lines += [f"{'':14}error: {text}" for text in row["first_errors"]]
     return "\n".join(lines)

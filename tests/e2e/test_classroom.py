@@ -82,6 +82,9 @@ def test_a_wrong_code_gets_a_clear_message(streamlit_server, browser):
     page.close()
 
 
+STEP_SHOWN = "() => /step [1-9]/.test(document.querySelector('[data-testid=stProgress]')?.innerText)"
+
+
 def _step(page) -> int:
     """The step a page's progress bar shows, or -1 without one."""
     texts = page.locator("[data-testid=stProgress]").all_inner_texts()
@@ -95,12 +98,10 @@ def test_a_student_waiting_for_the_classs_one_run_sees_its_progress(streamlit_se
     url = f"{streamlit_server}/training-comparison?seed=777&steps=2000&depth=10"  # a result no other test makes
     first, errors = browser_page(browser)
     first.goto(url)
-    first.wait_for_function("() => /step [1-9]/.test(document.querySelector('[data-testid=stProgress]')?.innerText)")
+    first.wait_for_function(STEP_SHOWN)
     second, errors_2 = browser_page(browser)
     second.goto(url)
-    second.wait_for_function(
-        "() => /step [1-9]/.test(document.querySelector('[data-testid=stProgress]')?.innerText)", timeout=30_000
-    )
+    second.wait_for_function(STEP_SHOWN, timeout=30_000)
     seen = [_step(second)]
     second.wait_for_timeout(1000)
     seen.append(_step(second))
