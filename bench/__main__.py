@@ -23,6 +23,7 @@ os.environ.setdefault("BN_DEVICE", "cpu")
 
 import torch
 
+from bench.bench_machine import snapshot
 from bench.common import Result
 from bn_core.device import pick_device, tune_cpu_runtime
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runtime = tune_cpu_runtime()
     results: list[Result] = []
+    speed_before = snapshot()  # how fast the shared box was at the start, and (below) at the end
     started = time.perf_counter()
     for name in _modules():
         if args.only and name not in args.only:
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"results": {}}
     merged = {**previous.get("results", {}), **{r.name: r.as_dict() for r in results}}
     record = {
-        "machine": _machine(),
+        "machine": {**_machine(), "speed_before": speed_before, "speed_after": snapshot()},
         "runtime": runtime,
         "quick": args.quick,
         "wall_s": round(time.perf_counter() - started, 1),

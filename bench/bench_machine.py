@@ -12,6 +12,9 @@ the same run do not.
 * ``machine_small_op_us``: one elementwise operation on a 60 × 100 float32 tensor (a Fig. 1
   batch of one layer), the cost that bounds the single-run engine's steps: dispatch,
   allocation and a pass over 24 KB. Median of 5 rounds of 20,000. No goal.
+
+:func:`snapshot` reads all three once; ``python -m bench`` records one before and one after its
+modules (``machine.speed_before`` / ``speed_after`` in ``bench/results.json``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def _small_op_us() -> float:
     for _ in range(SMALL_OPS):
         x * 0.5
     return (time.perf_counter() - start) / SMALL_OPS * 1e6
+
+
+def snapshot() -> dict[str, float]:
+    """One quick reading of the three speeds: ``python -m bench`` takes one before and one after its
+    modules, so a run records whether the box got busier while it ran. The loop's faster of two runs
+    (a fresh process's first one ran 0.43 s against 0.29 s)."""
+    return {
+        "python_loop_s": round(min(_python_loop(), _python_loop()), 3),
+        "gemm_gflops": round(_gemm_gflops(3)[0], 1),
+        "small_op_us": round(_small_op_us(), 2),
+    }
 
 
 def run(quick: bool) -> list[Result]:
