@@ -1,9 +1,9 @@
-"""How fast this machine was during the run: two reference speeds, so runs on different boxes compare.
+"""How fast this machine was during the run: three reference speeds, so runs on different boxes compare.
 
 The shared 2-core box is not always the same machine, nor equally busy: the same code
 trained the Fig. 1 pair in 0.64 s in one session and 1.13 s in the next. Every absolute
-figure of a run (first views, CPU per session) scales with these two; ratios measured in
-the same run do not.
+figure of a run (first views, CPU per session) depends on these speeds; ratios measured side
+by side in the same run much less.
 
 * ``machine_python_loop_s``: 10 million additions in a pure-Python loop (what Streamlit's
   per-element work and the engines' Python overhead run at). Median of 5. No goal.
